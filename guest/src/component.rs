@@ -1,0 +1,220 @@
+//! Glue between the WIT world `skypilot:utils/utils` and the plain Rust
+//! functions of this crate (built only for `wasm32`).
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use crate::error::{Error, OsError};
+use crate::files;
+use crate::system::{Context, Facts, Limit};
+use crate::text;
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "utils",
+});
+
+use exports::skypilot::utils::files as wit_files;
+use exports::skypilot::utils::system as wit_system;
+use exports::skypilot::utils::text as wit_text;
+use skypilot::utils::host_facts;
+use skypilot::utils::types as wit;
+
+struct Component;
+
+export!(Component);
+
+fn os_error(os: OsError) -> wit::OsError {
+    wit::OsError {
+        message: os.message,
+        errno: os.errno,
+        strerror: os.strerror,
+        filename: os.filename,
+    }
+}
+
+impl From<Error> for wit::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Value(m) => wit::Error::ValueError(m),
+            Error::Overflow(m) => wit::Error::OverflowError(m),
+            Error::Type(m) => wit::Error::TypeError(m),
+            Error::Assertion(m) => wit::Error::AssertionError(m),
+            Error::Runtime { message, cause } => wit::Error::RuntimeError(wit::RuntimeFailure {
+                message,
+                cause: cause.map(os_error),
+            }),
+            Error::UnicodeDecode(m) => wit::Error::UnicodeDecodeError(m),
+            Error::UnsupportedHash(m) => wit::Error::UnsupportedHash(m),
+            Error::FileNotFound(os) => wit::Error::FileNotFound(os_error(os)),
+            Error::PermissionDenied(os) => wit::Error::PermissionDenied(os_error(os)),
+            Error::NotADirectory(os) => wit::Error::NotADirectory(os_error(os)),
+            Error::IsADirectory(os) => wit::Error::IsADirectory(os_error(os)),
+            Error::Os(os) => wit::Error::OsError(os_error(os)),
+            Error::CapabilityDenied(m) => wit::Error::CapabilityDenied(m),
+        }
+    }
+}
+
+type WitResult<T> = Result<T, wit::Error>;
+
+impl wit_text::Guest for Component {
+    fn base36_encode(hex_str: String) -> WitResult<String> {
+        Ok(text::base36_encode(&hex_str)?)
+    }
+
+    fn format_float(num: wit_text::Number, precision: i64) -> WitResult<String> {
+        let num = match num {
+            wit_text::Number::Int(i) => text::Number::Int(i),
+            wit_text::Number::Float(x) => text::Number::Float(x),
+        };
+        Ok(text::format_float(num, precision)?)
+    }
+
+    fn truncate_long_string(s: String, max_length: i64, truncate_middle: bool) -> String {
+        text::truncate_long_string(&s, max_length, truncate_middle)
+    }
+}
+
+/// The `hasher` resource: a live hash behind a `RefCell` (methods take `&self`).
+struct HasherResource(RefCell<files::Hasher>);
+
+impl wit_files::GuestHasher for HasherResource {
+    fn info(&self) -> wit_files::HashInfo {
+        let info = self.0.borrow().info();
+        wit_files::HashInfo {
+            name: info.name.to_string(),
+            digest_size: info.digest_size,
+            block_size: info.block_size,
+        }
+    }
+
+    fn update(&self, data: Vec<u8>) {
+        self.0.borrow_mut().update(&data);
+    }
+
+    fn copy(&self) -> wit_files::Hasher {
+        wit_files::Hasher::new(HasherResource(RefCell::new(self.0.borrow().clone())))
+    }
+
+    fn hexdigest(&self, length: Option<u32>) -> WitResult<String> {
+        Ok(self.0.borrow().hexdigest(length)?)
+    }
+}
+
+impl wit_files::Guest for Component {
+    type Hasher = HasherResource;
+
+    fn read_last_n_lines(
+        file_path: String,
+        n: i64,
+        chunk_size: i64,
+        errors: wit_files::DecodeErrors,
+    ) -> WitResult<Vec<String>> {
+        let errors = match errors {
+            wit_files::DecodeErrors::Strict => files::DecodeErrors::Strict,
+            wit_files::DecodeErrors::Replace => files::DecodeErrors::Replace,
+            wit_files::DecodeErrors::Ignore => files::DecodeErrors::Ignore,
+        };
+        Ok(files::read_last_n_lines(&file_path, n, chunk_size, errors)?)
+    }
+
+    fn read_last_n_raw(file_path: String, n: i64, chunk_size: i64) -> WitResult<Vec<Vec<u8>>> {
+        Ok(files::read_last_n_raw(&file_path, n, chunk_size)?)
+    }
+
+    fn hash_file(path: String, hash_alg: String) -> WitResult<wit_files::Hasher> {
+        let hasher = files::hash_file(&path, &hash_alg)?;
+        Ok(wit_files::Hasher::new(HasherResource(RefCell::new(hasher))))
+    }
+
+    fn estimate_fd_for_directory(path: String) -> WitResult<u64> {
+        Ok(files::estimate_fd_for_directory(&path)?)
+    }
+}
+
+/// Host facts through the `host-facts` import.
+struct ImportedFacts;
+
+fn denied<T>(r: Result<T, String>) -> crate::Result<T> {
+    r.map_err(Error::CapabilityDenied)
+}
+
+impl Facts for ImportedFacts {
+    fn logical_cpu_count(&self) -> crate::Result<Option<u32>> {
+        denied(host_facts::logical_cpu_count())
+    }
+    fn affinity_cpu_count(&self) -> crate::Result<Option<u32>> {
+        denied(host_facts::affinity_cpu_count())
+    }
+    fn os_cpu_count(&self) -> crate::Result<Option<u32>> {
+        denied(host_facts::os_cpu_count())
+    }
+    fn memory_total_bytes(&self) -> crate::Result<u64> {
+        denied(host_facts::memory_total_bytes())
+    }
+    fn nofile_limit(&self) -> crate::Result<(Limit, Limit)> {
+        let limit = |l| match l {
+            host_facts::Limit::Finite(v) => Limit::Finite(v),
+            host_facts::Limit::Unlimited => Limit::Unlimited,
+        };
+        let nofile = denied(host_facts::nofile_limit())?;
+        Ok((limit(nofile.soft), limit(nofile.hard)))
+    }
+    fn pid_exists(&self, pid: u32) -> crate::Result<bool> {
+        denied(host_facts::pid_exists(pid))
+    }
+    fn tcp4_port_bindable(&self, port: u16) -> crate::Result<bool> {
+        denied(host_facts::tcp4_port_bindable(port))
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn with_context<T>(f: impl FnOnce(&Context) -> T) -> T {
+    let context = Context {
+        facts: &ImportedFacts,
+        env: &env_var,
+        cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+    };
+    f(&context)
+}
+
+impl wit_system::Guest for Component {
+    fn get_cpu_count() -> WitResult<Option<f64>> {
+        Ok(with_context(|c| c.get_cpu_count())?)
+    }
+
+    fn get_mem_size_gb() -> WitResult<f64> {
+        Ok(with_context(|c| c.get_mem_size_gb())?)
+    }
+
+    fn get_parallel_threads(cloud_str: Option<String>) -> WitResult<i64> {
+        Ok(with_context(|c| {
+            c.get_parallel_threads(cloud_str.as_deref())
+        })?)
+    }
+
+    fn get_max_workers_for_file_mounts(
+        common_file_mounts: Vec<(String, String)>,
+        cloud_str: Option<String>,
+    ) -> WitResult<wit_system::Workers> {
+        let (count, low_fd_warning) = with_context(|c| {
+            c.get_max_workers_for_file_mounts(&common_file_mounts, cloud_str.as_deref())
+        })?;
+        Ok(wit_system::Workers {
+            count,
+            low_fd_warning,
+        })
+    }
+
+    fn is_process_alive(pid: i64) -> WitResult<bool> {
+        Ok(with_context(|c| c.is_process_alive(pid))?)
+    }
+
+    fn find_free_port(start_port: i64) -> WitResult<u32> {
+        Ok(with_context(|c| c.find_free_port(start_port))?)
+    }
+}

@@ -1,0 +1,206 @@
+//! The `system` interface: CPU, memory, thread and worker policies, process
+//! and port checks. Host facts come through [`Facts`]; environment variables
+//! and cgroup files through [`Context`].
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::error::{Error, OsError, Result};
+use crate::files::{estimate_fd_for_directory, is_dir};
+use crate::pynum::{parse_float, parse_int, py_split, py_strip, truncate_float};
+
+/// A resource limit value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Finite(u64),
+    Unlimited,
+}
+
+/// Raw OS facts the host supplies (the `host-facts` import). An `Err` is a
+/// capability the host's policy refused.
+pub trait Facts {
+    fn logical_cpu_count(&self) -> Result<Option<u32>>;
+    fn affinity_cpu_count(&self) -> Result<Option<u32>>;
+    fn os_cpu_count(&self) -> Result<Option<u32>>;
+    fn memory_total_bytes(&self) -> Result<u64>;
+    /// `(soft, hard)` `RLIMIT_NOFILE`.
+    fn nofile_limit(&self) -> Result<(Limit, Limit)>;
+    fn pid_exists(&self, pid: u32) -> Result<bool>;
+    fn tcp4_port_bindable(&self, port: u16) -> Result<bool>;
+}
+
+/// Where the functions read the environment and the cgroup tree.
+pub struct Context<'a> {
+    pub facts: &'a dyn Facts,
+    /// Looks up an environment variable (`None` when unset).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Directory that stands for `/sys/fs/cgroup`.
+    pub cgroup_root: PathBuf,
+}
+
+const CPU_LIMIT_VAR: &str = "SKYPILOT_POD_CPU_CORE_LIMIT";
+const MEMORY_GB_VAR: &str = "SKYPILOT_POD_MEMORY_GB_LIMIT";
+const MEMORY_BYTES_VAR: &str = "SKYPILOT_POD_MEMORY_BYTES_LIMIT";
+const NONE_COMPARE: &str = "'<' not supported between instances of 'int' and 'NoneType'";
+const GIB: f64 = 1_073_741_824.0;
+
+impl Context<'_> {
+    /// Text of a cgroup file; `None` on any read failure or invalid UTF-8.
+    fn cgroup_text(&self, relative: &str) -> Option<String> {
+        String::from_utf8(fs::read(self.cgroup_root.join(relative)).ok()?).ok()
+    }
+
+    fn cgroup_v2(&self) -> bool {
+        fs::metadata(self.cgroup_root.join("cgroup.controllers")).is_ok_and(|m| m.is_file())
+    }
+
+    /// The cgroup CPU limit (quota / period), if any.
+    fn cgroup_cpu_limit(&self) -> Option<f64> {
+        if self.cgroup_v2() {
+            let text = self.cgroup_text("cpu.max")?;
+            let tokens = py_split(&text);
+            let [quota, period] = tokens.as_slice() else {
+                return None;
+            };
+            if *quota == "max" {
+                return None;
+            }
+            let (quota, period) = (parse_float(quota)?, parse_float(period)?);
+            // A zero period means "no limit" (deliberate divergence b).
+            (quota > 0.0 && period != 0.0).then(|| quota / period)
+        } else {
+            let read = |file| parse_float(py_strip(&self.cgroup_text(file)?));
+            let quota = read("cpu/cpu.cfs_quota_us")?;
+            let period = read("cpu/cpu.cfs_period_us")?;
+            (quota > 0.0 && period > 0.0).then(|| quota / period)
+        }
+    }
+
+    /// The cgroup memory limit in bytes (saturated), if any.
+    fn cgroup_memory_limit(&self) -> Option<u128> {
+        let file = if self.cgroup_v2() {
+            "memory.max"
+        } else {
+            "memory/memory.limit_in_bytes"
+        };
+        let text = self.cgroup_text(file)?;
+        let text = py_strip(&text);
+        if text.is_empty() || text == "max" {
+            return None;
+        }
+        let value = parse_int(text)?;
+        value.is_positive().then_some(value.magnitude)
+    }
+
+    /// `get_cpu_count()`: an integral value (possibly beyond 64 bits), or
+    /// `None` when the host cannot tell.
+    pub fn get_cpu_count(&self) -> Result<Option<f64>> {
+        if let Some(raw) = (self.env)(CPU_LIMIT_VAR) {
+            let value = parse_float(&raw).filter(|v| !v.is_nan()).ok_or_else(|| {
+                Error::Value(format!("Failed to parse the number of CPUs from {raw}"))
+            })?;
+            return truncate_float(value).map(Some);
+        }
+        let mut cpu = self.facts.logical_cpu_count()?.map(f64::from);
+        if let Some(affinity) = self.facts.affinity_cpu_count()? {
+            let logical = cpu.ok_or_else(|| Error::Type(NONE_COMPARE.into()))?;
+            cpu = Some(logical.min(f64::from(affinity)));
+        }
+        if let Some(limit) = self.cgroup_cpu_limit() {
+            let limit = truncate_float(limit)?;
+            let current = cpu.ok_or_else(|| Error::Type(NONE_COMPARE.into()))?;
+            cpu = Some(current.min(limit));
+        }
+        Ok(cpu)
+    }
+
+    /// `get_mem_size_gb()` in GiB.
+    pub fn get_mem_size_gb(&self) -> Result<f64> {
+        if let Some(raw) = (self.env)(MEMORY_GB_VAR) {
+            return parse_float(&raw).ok_or_else(|| {
+                Error::Value(format!("Failed to parse the memory size from {raw} (GB)"))
+            });
+        }
+        if let Some(raw) = (self.env)(MEMORY_BYTES_VAR) {
+            return parse_float(&raw).map(|bytes| bytes / GIB).ok_or_else(|| {
+                Error::Value(format!(
+                    "Failed to parse the memory size from {raw} (bytes)"
+                ))
+            });
+        }
+        let total = self.facts.memory_total_bytes()?;
+        let bytes = match self.cgroup_memory_limit() {
+            Some(limit) if limit < u128::from(total) => limit as u64,
+            _ => total,
+        };
+        Ok(bytes as f64 / GIB)
+    }
+
+    /// `get_parallel_threads(cloud_str)`: `max(4, cpus - 1)`, times 4 on Kubernetes.
+    pub fn get_parallel_threads(&self, cloud_str: Option<&str>) -> Result<i64> {
+        let cpus = i64::from(self.facts.os_cpu_count()?.unwrap_or(1));
+        let kubernetes = cloud_str.is_some_and(|c| c.to_lowercase() == "kubernetes");
+        Ok((cpus - 1).max(4) * if kubernetes { 4 } else { 1 })
+    }
+
+    /// `get_max_workers_for_file_mounts`: the worker count, and the
+    /// low-descriptor warning text when the soft limit is below 1024.
+    pub fn get_max_workers_for_file_mounts(
+        &self,
+        mounts: &[(String, String)],
+        cloud_str: Option<&str>,
+    ) -> Result<(i64, Option<String>)> {
+        let (soft, _hard) = self.facts.nofile_limit()?;
+        let warning = match soft {
+            Limit::Finite(limit) if limit < 1024 => Some(format!(
+                "Open file descriptor limit ({limit}) is low. File sync to remote clusters may be \
+                 slow. Consider increasing the limit using `ulimit -n <number>` or modifying system \
+                 limits."
+            )),
+            _ => None,
+        };
+        let mut fd_per_rsync = 5u64;
+        for (_destination, source) in mounts {
+            if is_dir(source) {
+                fd_per_rsync = fd_per_rsync.max(estimate_fd_for_directory(source)?);
+            }
+        }
+        let threads = self.get_parallel_threads(cloud_str)?;
+        let workers = match soft {
+            Limit::Finite(limit) => {
+                let per = (i128::from(limit) - 100).div_euclid(i128::from(fd_per_rsync));
+                per.max(1).min(i128::from(threads)) as i64
+            }
+            // Deliberate divergence c: an unlimited soft limit does not constrain.
+            Limit::Unlimited => threads,
+        };
+        Ok((workers, warning))
+    }
+
+    /// `is_process_alive(pid)` (skypilot 0.10.5).
+    pub fn is_process_alive(&self, pid: i64) -> Result<bool> {
+        if pid < 0 {
+            return Err(Error::Value(format!(
+                "pid must be a positive integer (got {pid})"
+            )));
+        }
+        match u32::try_from(pid) {
+            Ok(pid) if pid > 0 && pid <= i32::MAX as u32 => self.facts.pid_exists(pid),
+            _ => Ok(false),
+        }
+    }
+
+    /// `find_free_port(start_port)`: the first bindable port in
+    /// `start_port..=65534`.
+    pub fn find_free_port(&self, start_port: i64) -> Result<u32> {
+        if start_port < 0 {
+            return Err(Error::Overflow("bind(): port must be 0-65535.".into()));
+        }
+        for port in start_port.min(65535) as u16..65535 {
+            if self.facts.tcp4_port_bindable(port)? {
+                return Ok(u32::from(port));
+            }
+        }
+        Err(Error::Os(OsError::plain("No free ports available.")))
+    }
+}

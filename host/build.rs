@@ -1,0 +1,73 @@
+//! Builds the guest component (`guest/`, for `wasm32-wasip2`) with a nested
+//! cargo in its own target directory and hands it to `include_bytes!`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.parent().unwrap().to_path_buf();
+    for input in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo/config.toml",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(input).display());
+    }
+    println!("cargo:rerun-if-env-changed=SKYUTILS_GUEST_WASM");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("skyutils_guest.wasm");
+
+    // A prebuilt component (e.g. from `make component`) can be supplied.
+    let wasm = if let Some(path) = std::env::var_os("SKYUTILS_GUEST_WASM") {
+        PathBuf::from(path)
+    } else {
+        let target_dir = root.join("target/guest");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&root)
+            .args([
+                "build",
+                "--locked",
+                "-p",
+                "skyutils-guest",
+                "--target",
+                "wasm32-wasip2",
+                "--profile",
+                "wasm",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        // The outer cargo's settings (profile, target, flags, jobserver) must
+        // not leak into the nested build.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+                || key.starts_with("RUSTC")
+                || key == "RUSTFLAGS"
+                || key == "RUSTDOCFLAGS"
+                || key == "TARGET"
+                || key == "HOST"
+                || key == "PROFILE"
+                || key == "OUT_DIR"
+                || key == "OPT_LEVEL"
+                || key == "DEBUG"
+                || key == "NUM_JOBS"
+                || key == "MAKEFLAGS"
+                || key == "MFLAGS"
+                || key == "CARGO_MAKEFLAGS"
+            {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        let status = cmd.status().expect("run cargo for the guest component");
+        assert!(
+            status.success(),
+            "building the guest component failed (is `rustup target add wasm32-wasip2` done?)"
+        );
+        target_dir.join("wasm32-wasip2/wasm/skyutils_guest.wasm")
+    };
+    std::fs::copy(&wasm, &out).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
+}

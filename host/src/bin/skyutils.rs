@@ -1,0 +1,376 @@
+//! `skyutils`: SkyPilot's twelve utility functions, run in the sandboxed
+//! WebAssembly component.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use skyutils::{Capability, DecodeErrors, Error, FileAccess, Number, Policy, Utils};
+
+#[derive(Parser)]
+#[command(
+    name = "skyutils",
+    version,
+    about = "SkyPilot's utility functions in a sandboxed WebAssembly component"
+)]
+struct Cli {
+    /// Print the result (or the error) as one JSON value.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Run another component implementing the skypilot:utils world.
+    #[arg(long, global = true, value_name = "PATH")]
+    component: Option<PathBuf>,
+    /// Strict file access: grant only these directories (repeatable).
+    #[arg(long = "allow-dir", global = true, value_name = "DIR")]
+    allow_dirs: Vec<PathBuf>,
+    /// Deny a host capability (repeatable): cpu, memory, file-limits, processes, network.
+    #[arg(long = "deny", global = true, value_name = "CAPABILITY", value_parser = parse_capability)]
+    deny: Vec<Capability>,
+    /// Wall-clock limit per call, e.g. 500ms, 2s, 1m.
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "30s")]
+    deadline: Duration,
+    /// Linear-memory limit per call, e.g. 64MiB, 1GiB.
+    #[arg(long, global = true, value_parser = parse_size, default_value = "512MiB")]
+    memory: usize,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Errors {
+    Strict,
+    Replace,
+    Ignore,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The last N lines of a file (read backwards from the end).
+    ReadLastNLines {
+        file: String,
+        #[arg(short = 'n', default_value_t = 20, allow_negative_numbers = true)]
+        n: i64,
+        #[arg(long, default_value_t = 8192, allow_negative_numbers = true)]
+        chunk_size: i64,
+        #[arg(long, value_enum, default_value = "replace")]
+        errors: Errors,
+    },
+    /// A file's digest (hex; --raw writes the raw bytes).
+    HashFile {
+        file: String,
+        #[arg(long, default_value = "sha256")]
+        alg: String,
+        /// Digest length in bytes, required for shake_128/shake_256.
+        #[arg(long)]
+        length: Option<u32>,
+        #[arg(long)]
+        raw: bool,
+    },
+    /// A hex number in base 36.
+    Base36Encode {
+        #[arg(allow_hyphen_values = true)]
+        hex: String,
+    },
+    /// A number in fixed notation.
+    FormatFloat {
+        #[arg(allow_hyphen_values = true)]
+        num: String,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        precision: i64,
+    },
+    /// A string shortened with "...".
+    TruncateLongString {
+        #[arg(allow_hyphen_values = true)]
+        s: String,
+        #[arg(long, default_value_t = 35, allow_negative_numbers = true)]
+        max_length: i64,
+        #[arg(long)]
+        middle: bool,
+    },
+    /// The first bindable TCP port from START.
+    FindFreePort {
+        #[arg(allow_negative_numbers = true)]
+        start: i64,
+    },
+    /// CPUs available (env override, affinity, cgroup quota).
+    CpuCount,
+    /// Memory available in GiB (env override, cgroup limit).
+    MemSizeGb,
+    /// Threads for parallel work.
+    ParallelThreads {
+        #[arg(long)]
+        cloud: Option<String>,
+    },
+    /// Whether a process exists.
+    IsProcessAlive {
+        #[arg(allow_negative_numbers = true)]
+        pid: i64,
+    },
+    /// Workers for syncing file mounts.
+    MaxWorkersForFileMounts {
+        /// DST=SRC (repeatable).
+        #[arg(long = "mount", value_name = "DST=SRC")]
+        mounts: Vec<String>,
+        #[arg(long)]
+        cloud: Option<String>,
+    },
+    /// 5 x the number of entries of a directory.
+    EstimateFd { dir: String },
+    /// A summary of what the component sees on this machine.
+    Sysinfo,
+}
+
+fn parse_capability(s: &str) -> Result<Capability, String> {
+    Capability::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
+        format!("unknown capability '{s}' (one of: {})", names.join(", "))
+    })
+}
+
+fn split_unit(s: &str) -> (&str, &str) {
+    let at = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    (&s[..at], s[at..].trim())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = split_unit(s);
+    let value: f64 = num.parse().map_err(|_| format!("bad duration '{s}'"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("bad duration unit in '{s}' (ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (num, unit) = split_unit(s);
+    let value: usize = num.parse().map_err(|_| format!("bad size '{s}'"))?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        _ => return Err(format!("bad size unit in '{s}' (B, KiB, MiB, GiB)")),
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("size '{s}' too large"))
+}
+
+/// A number argument as Python would see it: an int, or a float.
+fn parse_number(s: &str) -> Result<Number, String> {
+    if let Ok(i) = s.parse::<i64>() {
+        return Ok(Number::Int(i));
+    }
+    skyutils_guest::pynum::parse_float(s)
+        .map(Number::Float)
+        .ok_or_else(|| format!("not a number: {s}"))
+}
+
+/// `int` text of an integral f64 (exact, any size).
+fn int_text(x: f64) -> String {
+    format!("{x:.0}")
+}
+
+/// What a command produced: plain text for people, a JSON value for `--json`.
+struct Output {
+    text: String,
+    json: Value,
+}
+
+fn out(text: impl Into<String>, json: Value) -> Output {
+    Output {
+        text: text.into(),
+        json,
+    }
+}
+
+fn run(cli: &Cli, utils: &Utils) -> Result<Output, Error> {
+    Ok(match &cli.command {
+        Command::ReadLastNLines {
+            file,
+            n,
+            chunk_size,
+            errors,
+        } => {
+            let errors = match errors {
+                Errors::Strict => DecodeErrors::Strict,
+                Errors::Replace => DecodeErrors::Replace,
+                Errors::Ignore => DecodeErrors::Ignore,
+            };
+            let lines = utils.read_last_n_lines_with(file, *n, *chunk_size, errors)?;
+            let mut text: String = lines.concat();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            let text = text.strip_suffix('\n').unwrap_or(&text).to_string();
+            out(text, json!(lines))
+        }
+        Command::HashFile {
+            file,
+            alg,
+            length,
+            raw,
+        } => {
+            let hash = match length {
+                Some(len) => utils.hash_file_xof(file, alg, *len)?,
+                None => utils.hash_file(file, alg)?,
+            };
+            if *raw && !cli.json {
+                use std::io::Write;
+                let _ = std::io::stdout().write_all(&hash.digest);
+                return Ok(out(String::new(), Value::Null));
+            }
+            let hex = hash.hexdigest();
+            out(format!("{hex}  {file}"), json!(hex))
+        }
+        Command::Base36Encode { hex } => {
+            let s = utils.base36_encode(hex)?;
+            out(s.clone(), json!(s))
+        }
+        Command::FormatFloat { num, precision } => {
+            let num = parse_number(num).map_err(|m| Error::Call(skyutils::CallError::Value(m)))?;
+            let s = utils.format_float(num, *precision)?;
+            out(s.clone(), json!(s))
+        }
+        Command::TruncateLongString {
+            s,
+            max_length,
+            middle,
+        } => {
+            let r = utils.truncate_long_string(s, *max_length, *middle)?;
+            out(r.clone(), json!(r))
+        }
+        Command::FindFreePort { start } => {
+            let port = utils.find_free_port(*start)?;
+            out(port.to_string(), json!(port))
+        }
+        Command::CpuCount => match utils.get_cpu_count()? {
+            Some(n) => out(
+                int_text(n),
+                serde_json::from_str(&int_text(n)).unwrap_or(json!(n)),
+            ),
+            None => out("None", Value::Null),
+        },
+        Command::MemSizeGb => {
+            let gb = utils.get_mem_size_gb()?;
+            out(format!("{gb:?}"), json!(gb))
+        }
+        Command::ParallelThreads { cloud } => {
+            let n = utils.get_parallel_threads(cloud.as_deref())?;
+            out(n.to_string(), json!(n))
+        }
+        Command::IsProcessAlive { pid } => {
+            let alive = utils.is_process_alive(*pid)?;
+            out(if alive { "True" } else { "False" }, json!(alive))
+        }
+        Command::MaxWorkersForFileMounts { mounts, cloud } => {
+            let mounts = mounts
+                .iter()
+                .map(|m| match m.split_once('=') {
+                    Some((dst, src)) => Ok((dst.to_string(), src.to_string())),
+                    None => Err(Error::Call(skyutils::CallError::Value(format!(
+                        "--mount expects DST=SRC, got {m}"
+                    )))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let workers = utils.get_max_workers_for_file_mounts(&mounts, cloud.as_deref())?;
+            if let Some(w) = &workers.warning {
+                eprintln!("WARNING: {w}");
+            }
+            out(workers.count.to_string(), json!(workers.count))
+        }
+        Command::EstimateFd { dir } => {
+            let n = utils.estimate_fd_for_directory(dir)?;
+            out(n.to_string(), json!(n))
+        }
+        Command::Sysinfo => {
+            let cpus = utils.get_cpu_count()?;
+            let mem = utils.get_mem_size_gb()?;
+            let threads = utils.get_parallel_threads(None)?;
+            let k8s = utils.get_parallel_threads(Some("kubernetes"))?;
+            let workers = utils.get_max_workers_for_file_mounts(&[], None)?;
+            let alive = utils.is_process_alive(i64::from(std::process::id()))?;
+            let cpu_text = cpus.map(int_text).unwrap_or_else(|| "None".into());
+            let text = format!(
+                "cpu_count: {cpu_text}\nmem_size_gb: {mem:?}\nparallel_threads: {threads} (kubernetes: {k8s})\n\
+                 max_workers_for_file_mounts: {}\nthis process alive: {alive}\ncomponent cache: {}",
+                workers.count,
+                skyutils::cache_dir().map(|d| d.display().to_string()).unwrap_or_else(|| "none".into())
+            );
+            out(
+                text,
+                json!({"cpu_count": cpus, "mem_size_gb": mem, "parallel_threads": threads,
+                       "parallel_threads_kubernetes": k8s, "max_workers_for_file_mounts": workers.count}),
+            )
+        }
+    })
+}
+
+fn error_kind(e: &Error) -> String {
+    match e {
+        Error::Call(c) => c.python_class().to_string(),
+        Error::Deadline(_) => "DeadlineExceeded".into(),
+        Error::MemoryLimit(_) => "MemoryLimitExceeded".into(),
+        Error::Trap(_) => "Trap".into(),
+        Error::Load(_) => "LoadError".into(),
+    }
+}
+
+fn error_message(e: &Error) -> String {
+    match e {
+        Error::Call(c) => c.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let policy = Policy {
+        files: if cli.allow_dirs.is_empty() {
+            FileAccess::PerCall
+        } else {
+            FileAccess::AllowDirs(cli.allow_dirs.clone())
+        },
+        capabilities: Capability::ALL
+            .into_iter()
+            .filter(|c| !cli.deny.contains(c))
+            .collect(),
+        deadline: cli.deadline,
+        memory_limit: cli.memory,
+        ..Policy::default()
+    };
+    let utils = match &cli.component {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| Error::Load(format!("{}: {e}", path.display())))
+            .and_then(|wasm| Utils::with_component(&wasm, policy)),
+        None => Utils::new(policy),
+    };
+    match utils.and_then(|u| run(&cli, &u)) {
+        Ok(output) => {
+            if cli.json {
+                println!("{}", output.json);
+            } else if !output.text.is_empty() {
+                println!("{}", output.text);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"error": error_kind(&e), "message": error_message(&e)})
+                );
+            } else {
+                eprintln!("skyutils: {}: {}", error_kind(&e), error_message(&e));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

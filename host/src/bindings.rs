@@ -1,0 +1,46 @@
+//! Host-side bindings of the `skypilot:utils/utils` world, and conversions of
+//! its error type to the guest crate's [`skyutils_guest::Error`].
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "utils",
+});
+
+pub use exports::skypilot::utils::files::DecodeErrors;
+pub use exports::skypilot::utils::text::Number;
+pub use skypilot::utils::host_facts;
+pub use skypilot::utils::types::{Error as WitError, OsError as WitOsError};
+
+use skyutils_guest::{Error, OsError};
+
+fn os_error(os: WitOsError) -> OsError {
+    OsError {
+        message: os.message,
+        errno: os.errno,
+        strerror: os.strerror,
+        filename: os.filename,
+    }
+}
+
+impl From<WitError> for Error {
+    fn from(err: WitError) -> Self {
+        match err {
+            WitError::ValueError(m) => Error::Value(m),
+            WitError::OverflowError(m) => Error::Overflow(m),
+            WitError::TypeError(m) => Error::Type(m),
+            WitError::AssertionError(m) => Error::Assertion(m),
+            WitError::RuntimeError(r) => Error::Runtime {
+                message: r.message,
+                cause: r.cause.map(os_error),
+            },
+            WitError::UnicodeDecodeError(m) => Error::UnicodeDecode(m),
+            WitError::UnsupportedHash(m) => Error::UnsupportedHash(m),
+            WitError::FileNotFound(os) => Error::FileNotFound(os_error(os)),
+            WitError::PermissionDenied(os) => Error::PermissionDenied(os_error(os)),
+            WitError::NotADirectory(os) => Error::NotADirectory(os_error(os)),
+            WitError::IsADirectory(os) => Error::IsADirectory(os_error(os)),
+            WitError::OsError(os) => Error::Os(os_error(os)),
+            WitError::CapabilityDenied(m) => Error::CapabilityDenied(m),
+        }
+    }
+}

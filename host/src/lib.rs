@@ -1,0 +1,61 @@
+//! Native host for the skyutils WebAssembly component.
+//!
+//! [`Utils`] runs SkyPilot's twelve utility functions inside the sandboxed
+//! component: each call gets a fresh instance whose filesystem, environment,
+//! host capabilities, memory and wall-clock time are limited by a [`Policy`].
+//!
+//! ```no_run
+//! let utils = skyutils::Utils::new(skyutils::Policy::default())?;
+//! assert_eq!(utils.base36_encode("ff")?, "73");
+//! # Ok::<(), skyutils::Error>(())
+//! ```
+
+mod api;
+mod bindings;
+pub mod facts;
+mod grants;
+pub mod policy;
+mod runtime;
+mod state;
+
+use std::time::Duration;
+
+pub use api::{reset_low_fd_warning, FileHash, Utils, Workers};
+pub use bindings::{DecodeErrors, Number};
+pub use facts::{HostFacts, Limit, NativeFacts};
+pub use policy::{Capability, FileAccess, Policy};
+pub use runtime::{cache_dir, EMBEDDED_COMPONENT};
+/// The error a function raises, with upstream's Python class and message.
+pub use skyutils_guest::Error as CallError;
+
+/// Everything a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The function raised (upstream's exception class and exact message).
+    #[error("{0}")]
+    Call(#[from] CallError),
+    /// The call ran past the policy's deadline and was interrupted.
+    #[error("call exceeded its deadline of {0:?}")]
+    Deadline(Duration),
+    /// The guest needed more linear memory than the policy allows.
+    #[error("call exceeded its memory limit of {0} bytes")]
+    MemoryLimit(usize),
+    /// The guest trapped for another reason (a bug in the component).
+    #[error("component trapped: {0}")]
+    Trap(String),
+    /// The component could not be compiled, loaded or linked.
+    #[error("component could not be loaded: {0}")]
+    Load(String),
+}
+
+impl From<wasmtime::Error> for Error {
+    fn from(e: wasmtime::Error) -> Self {
+        Error::Trap(format!("{e:#}"))
+    }
+}
+
+impl From<bindings::WitError> for Error {
+    fn from(e: bindings::WitError) -> Self {
+        Error::Call(e.into())
+    }
+}

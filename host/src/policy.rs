@@ -1,0 +1,124 @@
+//! What a call may touch: directories, environment, host capabilities and
+//! per-call limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A host capability behind the `host-facts` import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// CPU counts and affinity.
+    Cpu,
+    /// Total memory.
+    Memory,
+    /// `RLIMIT_NOFILE`.
+    FileLimits,
+    /// Whether a pid exists.
+    Processes,
+    /// Probing whether a TCP port can be bound.
+    Network,
+}
+
+impl Capability {
+    /// Every capability, in a stable order.
+    pub const ALL: [Capability; 5] = [
+        Capability::Cpu,
+        Capability::Memory,
+        Capability::FileLimits,
+        Capability::Processes,
+        Capability::Network,
+    ];
+
+    /// The name used on the command line and in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Cpu => "cpu",
+            Capability::Memory => "memory",
+            Capability::FileLimits => "file-limits",
+            Capability::Processes => "processes",
+            Capability::Network => "network",
+        }
+    }
+
+    /// Parses [`Capability::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// How the guest's filesystem view is decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileAccess {
+    /// Drop-in behaviour: each call gets read-only access to exactly the
+    /// directory its path needs, after resolving symlinks (like upstream).
+    PerCall,
+    /// Only these directories (read-only); any path resolving outside them
+    /// is refused with a capability error.
+    AllowDirs(Vec<PathBuf>),
+}
+
+/// The sandbox policy of a [`crate::Utils`].
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub files: FileAccess,
+    /// Environment variables the guest may see: exact names, or prefixes
+    /// ending in `*`. Default: `SKYPILOT_POD_*`.
+    pub env_allow: Vec<String>,
+    /// When set, the guest's environment is exactly these variables (still
+    /// filtered by `env_allow`) instead of this process's.
+    pub env_override: Option<Vec<(String, String)>>,
+    /// Granted host capabilities. Default: all.
+    pub capabilities: Vec<Capability>,
+    /// Host directory pre-opened read-only at `/sys/fs/cgroup`; `None` hides
+    /// cgroups (every cgroup read fails: "no limit").
+    pub cgroup_root: Option<PathBuf>,
+    /// Wall-clock limit per call (epoch interruption).
+    pub deadline: Duration,
+    /// Linear-memory cap per call, in bytes.
+    pub memory_limit: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            files: FileAccess::PerCall,
+            env_allow: vec!["SKYPILOT_POD_*".to_string()],
+            env_override: None,
+            capabilities: Capability::ALL.to_vec(),
+            cgroup_root: Some(PathBuf::from("/sys/fs/cgroup")),
+            deadline: Duration::from_secs(30),
+            memory_limit: 512 << 20,
+        }
+    }
+}
+
+impl Policy {
+    /// Whether `capability` is granted.
+    pub fn allows(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+
+    /// Whether the environment variable `name` may reach the guest.
+    pub fn env_allowed(&self, name: &str) -> bool {
+        self.env_allow
+            .iter()
+            .any(|rule| match rule.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == rule,
+            })
+    }
+
+    /// The environment the guest sees.
+    pub fn guest_env(&self) -> Vec<(String, String)> {
+        let source: Vec<(String, String)> = match &self.env_override {
+            Some(vars) => vars.clone(),
+            None => std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        };
+        source
+            .into_iter()
+            .filter(|(k, _)| self.env_allowed(k))
+            .collect()
+    }
+}

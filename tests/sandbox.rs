@@ -1,0 +1,2 @@
+//! Sandbox tests (filled in below).
+mod common;
