@@ -355,7 +355,7 @@ impl Utils {
                 .call_get_max_workers_for_file_mounts(s, &mounts, cloud_str)
         })?;
         let workers = result.map_err(|e| {
-            let err = grants.iter().fold(e.into(), |err, g| display_error(err, g));
+            let err = grants.iter().fold(e.into(), display_error);
             Error::Call(err)
         })?;
         let warning = workers

@@ -153,3 +153,70 @@ pub fn display_error(err: CallError, grant: &PathGrant) -> CallError {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn per_call(path: &str) -> PathGrant {
+        grant(path, &FileAccess::PerCall).unwrap()
+    }
+
+    #[test]
+    fn grants_exactly_the_directory_a_path_needs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d/f.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("d/f.txt"), root.join("link")).unwrap();
+        let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+
+        let file = per_call(&s(&root.join("d/f.txt")));
+        assert_eq!(
+            (file.guest.as_str(), file.preopen),
+            (s(&root.join("d/f.txt")).as_str(), Some(root.join("d")))
+        );
+        let dir = per_call(&s(&root.join("d")));
+        assert_eq!(dir.preopen, Some(root.join("d")));
+        // A symlink is resolved: the guest opens the target, messages show the link.
+        let link = per_call(&s(&root.join("link")));
+        assert_eq!(
+            (link.guest, link.preopen, link.display),
+            (
+                s(&root.join("d/f.txt")),
+                Some(root.join("d")),
+                s(&root.join("link"))
+            )
+        );
+        // A missing child of a directory needs nothing; a path below a file
+        // needs the file's directory (to report "Not a directory").
+        assert_eq!(per_call(&s(&root.join("d/nope"))).preopen, None);
+        let below_file = per_call(&format!("{}/x", s(&root.join("d/f.txt"))));
+        assert_eq!(below_file.preopen, Some(root.join("d")));
+        assert_eq!(per_call("").preopen, None);
+    }
+
+    #[test]
+    fn errors_show_the_callers_path() {
+        let g = PathGrant {
+            display: "my'link".into(),
+            guest: "/real/path".into(),
+            preopen: None,
+        };
+        let err = CallError::from_errno(21, Some("/real/path"));
+        let shown = display_error(
+            CallError::Runtime {
+                message: format!(
+                    "Failed to read last 1 lines from /real/path: {}",
+                    err.message()
+                ),
+                cause: None,
+            },
+            &g,
+        );
+        assert_eq!(
+            shown.message(),
+            "Failed to read last 1 lines from my'link: [Errno 21] Is a directory: \"my'link\""
+        );
+    }
+}

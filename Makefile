@@ -1,0 +1,55 @@
+# skyutils: `make run` builds everything and runs the demo; `make test` builds
+# and runs every test. One release profile and one target dir are shared by
+# the host, its tests and the benches, so wasmtime is compiled once.
+
+CARGO ?= cargo
+VENV := .venv
+PY := $(VENV)/bin/python
+WASM := target/guest/wasm32-wasip2/wasm/skyutils_guest.wasm
+PYWASM := python-host/src/skyutils_wasm/skyutils.wasm
+
+.PHONY: all setup component build run test test-rust test-python lint bench oracle clean
+
+all: build
+
+setup: $(VENV)/.stamp
+	rustup target add wasm32-wasip2
+
+$(VENV)/.stamp: python-host/requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r python-host/requirements-dev.txt
+	touch $@
+
+component: setup
+	$(CARGO) build --locked -p skyutils-guest --target wasm32-wasip2 --profile wasm --target-dir target/guest
+	@mkdir -p $(dir $(PYWASM)) && cp $(WASM) $(PYWASM)
+	@ls -l $(WASM)
+
+build: component
+	$(CARGO) build --locked --release -p skyutils-host
+
+run: build
+	./host/demo.sh
+
+lint: component
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --release --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p skyutils-guest --target wasm32-wasip2 --profile wasm --target-dir target/guest -- -D warnings
+
+test-rust: build
+	$(VENV)/bin/wasm-tools component wit $(WASM) | grep -q 'export skypilot:utils/system@0.1.0'
+	$(CARGO) test --locked --release --workspace --lib --bins
+	$(CARGO) test --locked --release -p skyutils-host --test sandbox
+	$(CARGO) test --locked --release -p skyutils-host --test conformance -- --show-output
+
+test-python: component
+	@if [ -x python-host/scripts/test.sh ]; then python-host/scripts/test.sh; else echo "python-host: no tests yet"; fi
+
+test: lint test-rust test-python
+
+bench: build
+	$(CARGO) bench --locked -p skyutils-host
+
+clean:
+	rm -rf target $(PYWASM)
