@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 WASM := target/guest/wasm32-wasip2/wasm/skyutils_guest.wasm
 PYWASM := python-host/src/skyutils_wasm/skyutils.wasm
 
-.PHONY: all setup component build run test test-rust test-python lint bench oracle clean
+.PHONY: all setup component plugins build run test test-rust test-python lint bench fuzz clean
 
 all: build
 
@@ -29,6 +29,10 @@ component: setup
 build: component
 	$(CARGO) build --locked --release -p skyutils-host
 
+# Misbehaving test components (tests/plugins/), for the sandbox tests.
+plugins: setup
+	$(CARGO) build --locked --manifest-path tests/plugins/evil/Cargo.toml --target wasm32-wasip2 --release --target-dir target/plugins
+
 run: build
 	./host/demo.sh
 
@@ -37,10 +41,10 @@ lint: component
 	$(CARGO) clippy --locked --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p skyutils-guest --target wasm32-wasip2 --profile wasm --target-dir target/guest -- -D warnings
 
-test-rust: build
+test-rust: build plugins
 	$(VENV)/bin/wasm-tools component wit $(WASM) | grep -q 'export skypilot:utils/system@0.1.0'
 	$(CARGO) test --locked --release --workspace --lib --bins
-	$(CARGO) test --locked --release -p skyutils-host --test sandbox
+	$(CARGO) test --locked --release -p skyutils-host --test sandbox --test plugins --test concurrency --test fuzz
 	$(CARGO) test --locked --release -p skyutils-host --test conformance -- --show-output
 
 test-python: component
@@ -49,7 +53,14 @@ test-python: component
 test: lint test-rust test-python
 
 bench: build
-	$(CARGO) bench --locked -p skyutils-host
+	$(CARGO) bench --locked -p skyutils-host --bench component
+	@if [ -f python-host/benchmarks/run.py ]; then $(PY) python-host/benchmarks/run.py; fi
+	$(PY) host/benches/report.py > /dev/null
+	@echo "wrote BENCHMARKS.md"
+
+# Longer property-test run than the bounded one in `make test`.
+fuzz: build
+	PROPTEST_CASES=20000 $(CARGO) test --locked --release -p skyutils-host --test fuzz -- --nocapture
 
 clean:
 	rm -rf target $(PYWASM)

@@ -30,18 +30,51 @@ pub fn base36_encode(hex_str: &str) -> Result<String> {
         )));
     }
     if significant.len() <= 32 {
-        // Fast path: every caller passes 32 hex digits, which fit a u128.
-        let mut value = u128::from_str_radix(significant, 16).expect("validated hex digits");
-        let mut out = Vec::with_capacity(25);
-        while value > 0 {
-            out.push(BASE36_DIGITS[(value % 36) as usize]);
-            value /= 36;
-        }
-        out.reverse();
-        return Ok(String::from_utf8(out).expect("ASCII digits"));
+        // Fast path (every caller passes 32 hex digits): the value fits a
+        // u128, converted with 64-bit divisions only, which wasm has natively.
+        return Ok(base36_u128(
+            u128::from_str_radix(significant, 16).expect("validated hex digits"),
+        ));
     }
     let value = BigUint::parse_bytes(significant.as_bytes(), 16).expect("validated hex digits");
     Ok(value.to_str_radix(36))
+}
+
+/// `value` (non-zero) in base 36: 32-bit limbs divided by 36^6 per pass.
+fn base36_u128(value: u128) -> String {
+    const CHUNK: u64 = 36u64.pow(6);
+    let mut limbs = [
+        (value >> 96) as u32,
+        (value >> 64) as u32,
+        (value >> 32) as u32,
+        value as u32,
+    ];
+    let mut chunks = Vec::with_capacity(5); // least significant first
+    while limbs != [0; 4] {
+        let mut rem = 0u64;
+        for limb in limbs.iter_mut() {
+            let cur = (rem << 32) | u64::from(*limb);
+            *limb = (cur / CHUNK) as u32;
+            rem = cur % CHUNK;
+        }
+        chunks.push(rem as u32);
+    }
+    let mut out = Vec::with_capacity(chunks.len() * 6);
+    for (i, chunk) in chunks.iter().rev().enumerate() {
+        let mut digits = [b'0'; 6];
+        let mut rest = *chunk;
+        for d in digits.iter_mut().rev() {
+            *d = BASE36_DIGITS[(rest % 36) as usize];
+            rest /= 36;
+        }
+        let skip = if i == 0 {
+            digits.iter().take_while(|&&d| d == b'0').count()
+        } else {
+            0
+        };
+        out.extend_from_slice(&digits[skip..]);
+    }
+    String::from_utf8(out).expect("ASCII digits")
 }
 
 /// A Python number as `format_float` receives it.
@@ -155,6 +188,18 @@ mod tests {
     #[test]
     fn base36_matches_upstream() {
         assert_eq!(base36_encode("ff").unwrap(), "73");
+        for v in [
+            1u128,
+            35,
+            36,
+            36u128.pow(6) - 1,
+            36u128.pow(6),
+            u64::MAX as u128,
+            u128::MAX,
+        ] {
+            let want = BigUint::from(v).to_str_radix(36);
+            assert_eq!(base36_u128(v), want, "{v}");
+        }
         assert_eq!(base36_encode(" 0x1F ").unwrap(), "v");
         assert_eq!(base36_encode("-0x0").unwrap(), "0");
         assert_eq!(

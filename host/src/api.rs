@@ -2,14 +2,14 @@
 //! sandboxed instance of the component.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use wasmtime::component::ResourceAny;
+use wasmtime::component::{Instance, ResourceAny};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-use crate::bindings::{DecodeErrors, Number, Utils as Bindings};
+use crate::bindings::{files, system, text, DecodeErrors, Number};
 use crate::facts::{HostFacts, NativeFacts};
 use crate::grants::{display_error, grant, PathGrant};
 use crate::policy::{FileAccess, Policy};
@@ -48,6 +48,9 @@ pub struct Workers {
 /// Bytes of guest stderr kept per call (for panic messages in trap errors).
 const STDERR_CAPACITY: usize = 4096;
 
+/// Warm instances kept for the pure text functions.
+const WARM_POOL_SIZE: usize = 16;
+
 static LOW_FD_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Clears the once-per-process "low descriptor limit warned" flag.
@@ -55,31 +58,84 @@ pub fn reset_low_fd_warning() {
     LOW_FD_WARNED.store(false, Ordering::SeqCst);
 }
 
-/// The twelve SkyPilot utilities, each call run in a fresh sandboxed instance.
+/// The twelve SkyPilot utilities, run in sandboxed instances of the component.
+///
+/// Calls that touch files or host facts get a fresh instance each (their
+/// WASI view depends on the call). The pure text functions reuse warm
+/// instances from a small pool, since they see nothing but their arguments;
+/// an instance that traps is dropped, never reused. `Utils` is `Sync`: share
+/// one across threads.
 pub struct Utils {
-    runtime: &'static Runtime,
+    runtime: Arc<Runtime>,
     policy: Policy,
     facts: Arc<dyn HostFacts>,
+    warm: Mutex<Vec<Warm>>,
+}
+
+/// A live instance kept for pure calls.
+struct Warm {
+    store: Store<CallState>,
+    exports: Exports,
+}
+
+/// The instance of one call, with typed access to each exported interface.
+struct Exports {
+    runtime: Arc<Runtime>,
+    instance: Instance,
+}
+
+/// A `skypilot:utils` interface the loaded component does not export.
+#[derive(Debug, thiserror::Error)]
+#[error("the component does not export {0}")]
+struct MissingExport(&'static str);
+
+impl Exports {
+    fn text(&self, store: &mut Store<CallState>) -> wasmtime::Result<text::Guest> {
+        let indices = self.runtime.text.as_ref();
+        indices
+            .ok_or_else(|| MissingExport("skypilot:utils/text@0.1.0").into())
+            .and_then(|i| i.load(store, &self.instance))
+    }
+
+    fn files(&self, store: &mut Store<CallState>) -> wasmtime::Result<files::Guest> {
+        let indices = self.runtime.files.as_ref();
+        indices
+            .ok_or_else(|| MissingExport("skypilot:utils/files@0.1.0").into())
+            .and_then(|i| i.load(store, &self.instance))
+    }
+
+    fn system(&self, store: &mut Store<CallState>) -> wasmtime::Result<system::Guest> {
+        let indices = self.runtime.system.as_ref();
+        indices
+            .ok_or_else(|| MissingExport("skypilot:utils/system@0.1.0").into())
+            .and_then(|i| i.load(store, &self.instance))
+    }
 }
 
 impl Utils {
     /// The embedded component under `policy`, with this machine's facts.
     pub fn new(policy: Policy) -> Result<Self, Error> {
-        Ok(Utils {
-            runtime: Runtime::embedded()?,
+        Ok(Utils::from_runtime(
+            Runtime::embedded(policy.fuel.is_some())?,
             policy,
-            facts: Arc::new(NativeFacts),
-        })
+        ))
     }
 
     /// Another component implementing the `skypilot:utils/utils` world.
     pub fn with_component(wasm: &[u8], policy: Policy) -> Result<Self, Error> {
-        let runtime = Box::leak(Box::new(Runtime::new(wasm)?));
-        Ok(Utils {
+        Ok(Utils::from_runtime(
+            Arc::new(Runtime::new(wasm, policy.fuel.is_some())?),
+            policy,
+        ))
+    }
+
+    fn from_runtime(runtime: Arc<Runtime>, policy: Policy) -> Self {
+        Utils {
             runtime,
             policy,
             facts: Arc::new(NativeFacts),
-        })
+            warm: Mutex::new(Vec::new()),
+        }
     }
 
     /// Replaces the source of host facts (tests supply fakes).
@@ -141,34 +197,91 @@ impl Utils {
         };
         let mut store = Store::new(self.runtime.pre.engine(), state);
         store.limiter(|s| s);
+        store.epoch_deadline_trap();
+        self.arm_limits(&mut store)?;
+        Ok(store)
+    }
+
+    /// Arms the per-call limits: the wall-clock deadline and the fuel budget.
+    fn arm_limits(&self, store: &mut Store<CallState>) -> Result<(), Error> {
         let ticks = self.policy.deadline.as_nanos() / EPOCH_TICK.as_nanos() + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
-        Ok(store)
+        if let Some(fuel) = self.policy.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Error::Load(format!("{e:#}")))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a result larger than the policy's `max_output`.
+    fn bounded<T: OutputSize>(&self, value: T) -> Result<T, Error> {
+        let size = value.output_size();
+        if size > self.policy.max_output {
+            return Err(Error::OutputTooLarge(size, self.policy.max_output));
+        }
+        Ok(value)
+    }
+
+    /// Runs a pure call (no files, no host facts) on a pooled warm instance.
+    fn call_pure<T: OutputSize>(
+        &self,
+        f: impl FnOnce(&Exports, &mut Store<CallState>) -> wasmtime::Result<T>,
+    ) -> Result<T, Error> {
+        let pooled = self.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut warm = match pooled {
+            Some(warm) => warm,
+            None => {
+                let mut store = self.store(&[])?;
+                let exports = self.instantiate(&mut store)?;
+                Warm { store, exports }
+            }
+        };
+        self.arm_limits(&mut warm.store)?;
+        let result = f(&warm.exports, &mut warm.store).map_err(|e| self.trap(e, &warm.store))?;
+        let result = self.bounded(result)?;
+        let mut pool = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < WARM_POOL_SIZE {
+            pool.push(warm);
+        }
+        Ok(result)
     }
 
     /// Instantiates the component in a fresh store and runs `f`; the instance
     /// is discarded afterwards, so a trap never leaks into the next call.
-    fn call<T>(
+    fn call<T: OutputSize>(
         &self,
         grants: &[PathGrant],
-        f: impl FnOnce(&Bindings, &mut Store<CallState>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&Exports, &mut Store<CallState>) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
         let mut store = self.store(grants)?;
-        let bindings = self
+        let exports = self.instantiate(&mut store)?;
+        let result = f(&exports, &mut store).map_err(|e| self.trap(e, &store))?;
+        self.bounded(result)
+    }
+
+    fn instantiate(&self, store: &mut Store<CallState>) -> Result<Exports, Error> {
+        let instance = self
             .runtime
             .pre
-            .instantiate(&mut store)
+            .instantiate(store)
             .map_err(|e| Error::Load(format!("{e:#}")))?;
-        f(&bindings, &mut store).map_err(|e| self.trap(e, &store))
+        Ok(Exports {
+            runtime: self.runtime.clone(),
+            instance,
+        })
     }
 
     fn trap(&self, err: wasmtime::Error, store: &Store<CallState>) -> Error {
+        if let Some(missing) = err.downcast_ref::<MissingExport>() {
+            return Error::MissingExport(missing.0);
+        }
         if store.data().memory_exceeded {
             return Error::MemoryLimit(self.policy.memory_limit);
         }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Error::Deadline(self.policy.deadline),
+            Some(Trap::OutOfFuel) => Error::OutOfFuel(self.policy.fuel.unwrap_or(0)),
             Some(trap) => {
                 let stderr = store.data().stderr.contents();
                 let said = String::from_utf8_lossy(&stderr);
@@ -207,7 +320,7 @@ impl Utils {
     ) -> Result<Vec<String>, Error> {
         let g = self.grant(file_path)?;
         let result = self.call(std::slice::from_ref(&g), |b, s| {
-            b.skypilot_utils_files()
+            b.files(s)?
                 .call_read_last_n_lines(s, &g.guest, n, chunk_size, errors)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
@@ -222,8 +335,7 @@ impl Utils {
     ) -> Result<Vec<Vec<u8>>, Error> {
         let g = self.grant(file_path)?;
         let result = self.call(std::slice::from_ref(&g), |b, s| {
-            b.skypilot_utils_files()
-                .call_read_last_n_raw(s, &g.guest, n, chunk_size)
+            b.files(s)?.call_read_last_n_raw(s, &g.guest, n, chunk_size)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
     }
@@ -252,7 +364,7 @@ impl Utils {
     ) -> Result<FileHash, Error> {
         let g = self.grant(path)?;
         let result = self.call(std::slice::from_ref(&g), |b, s| {
-            let files = b.skypilot_utils_files();
+            let files = b.files(&mut *s)?;
             let hasher: ResourceAny = match files.call_hash_file(&mut *s, &g.guest, hash_alg)? {
                 Ok(h) => h,
                 Err(e) => return Ok(Err(e)),
@@ -274,23 +386,17 @@ impl Utils {
 
     /// `find_free_port(start_port)`.
     pub fn find_free_port(&self, start_port: i64) -> Result<u32, Error> {
-        Ok(self.call(&[], |b, s| {
-            b.skypilot_utils_system().call_find_free_port(s, start_port)
-        })??)
+        Ok(self.call(&[], |b, s| b.system(s)?.call_find_free_port(s, start_port))??)
     }
 
     /// `base36_encode(hex_str)`.
     pub fn base36_encode(&self, hex_str: &str) -> Result<String, Error> {
-        Ok(self.call(&[], |b, s| {
-            b.skypilot_utils_text().call_base36_encode(s, hex_str)
-        })??)
+        Ok(self.call_pure(|b, s| b.text(s)?.call_base36_encode(s, hex_str))??)
     }
 
     /// `format_float(num, precision)`.
     pub fn format_float(&self, num: Number, precision: i64) -> Result<String, Error> {
-        Ok(self.call(&[], |b, s| {
-            b.skypilot_utils_text().call_format_float(s, num, precision)
-        })??)
+        Ok(self.call_pure(|b, s| b.text(s)?.call_format_float(s, num, precision))??)
     }
 
     /// `truncate_long_string(s, max_length, truncate_middle)`.
@@ -300,8 +406,8 @@ impl Utils {
         max_length: i64,
         truncate_middle: bool,
     ) -> Result<String, Error> {
-        self.call(&[], |b, st| {
-            b.skypilot_utils_text()
+        self.call_pure(|b, st| {
+            b.text(st)?
                 .call_truncate_long_string(st, s, max_length, truncate_middle)
         })
     }
@@ -309,29 +415,24 @@ impl Utils {
     /// `get_cpu_count()`: integral, possibly beyond 64 bits; `None` when the
     /// host cannot tell.
     pub fn get_cpu_count(&self) -> Result<Option<f64>, Error> {
-        Ok(self.call(&[], |b, s| b.skypilot_utils_system().call_get_cpu_count(s))??)
+        Ok(self.call(&[], |b, s| b.system(s)?.call_get_cpu_count(s))??)
     }
 
     /// `get_mem_size_gb()` in GiB.
     pub fn get_mem_size_gb(&self) -> Result<f64, Error> {
-        Ok(self.call(&[], |b, s| {
-            b.skypilot_utils_system().call_get_mem_size_gb(s)
-        })??)
+        Ok(self.call(&[], |b, s| b.system(s)?.call_get_mem_size_gb(s))??)
     }
 
     /// `get_parallel_threads(cloud_str)`.
     pub fn get_parallel_threads(&self, cloud_str: Option<&str>) -> Result<i64, Error> {
         Ok(self.call(&[], |b, s| {
-            b.skypilot_utils_system()
-                .call_get_parallel_threads(s, cloud_str)
+            b.system(s)?.call_get_parallel_threads(s, cloud_str)
         })??)
     }
 
     /// `is_process_alive(pid)`.
     pub fn is_process_alive(&self, pid: i64) -> Result<bool, Error> {
-        Ok(self.call(&[], |b, s| {
-            b.skypilot_utils_system().call_is_process_alive(s, pid)
-        })??)
+        Ok(self.call(&[], |b, s| b.system(s)?.call_is_process_alive(s, pid))??)
     }
 
     /// `get_max_workers_for_file_mounts(common_file_mounts, cloud_str)`; the
@@ -351,7 +452,7 @@ impl Utils {
             .map(|((dst, _), g)| (dst.clone(), g.guest.clone()))
             .collect();
         let result = self.call(&grants, |b, s| {
-            b.skypilot_utils_system()
+            b.system(s)?
                 .call_get_max_workers_for_file_mounts(s, &mounts, cloud_str)
         })?;
         let workers = result.map_err(|e| {
@@ -371,9 +472,69 @@ impl Utils {
     pub fn estimate_fd_for_directory(&self, path: &str) -> Result<u64, Error> {
         let g = self.grant(path)?;
         let result = self.call(std::slice::from_ref(&g), |b, s| {
-            b.skypilot_utils_files()
-                .call_estimate_fd_for_directory(s, &g.guest)
+            b.files(s)?.call_estimate_fd_for_directory(s, &g.guest)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
+    }
+}
+
+/// Bytes of strings and byte lists in a call's result, for `max_output`.
+trait OutputSize {
+    fn output_size(&self) -> usize;
+}
+
+macro_rules! no_payload {
+    ($($t:ty),*) => {$(impl OutputSize for $t { fn output_size(&self) -> usize { 0 } })*};
+}
+no_payload!(bool, u32, u64, i64, f64, ResourceAny);
+
+impl OutputSize for String {
+    fn output_size(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T: OutputSize> OutputSize for Vec<T> {
+    fn output_size(&self) -> usize {
+        self.iter().map(|x| x.output_size() + 1).sum()
+    }
+}
+
+impl OutputSize for u8 {
+    fn output_size(&self) -> usize {
+        0
+    }
+}
+
+impl<T: OutputSize> OutputSize for Option<T> {
+    fn output_size(&self) -> usize {
+        self.as_ref().map_or(0, OutputSize::output_size)
+    }
+}
+
+impl<T: OutputSize, U: OutputSize> OutputSize for (T, U) {
+    fn output_size(&self) -> usize {
+        self.0.output_size() + self.1.output_size()
+    }
+}
+
+impl<T: OutputSize> OutputSize for Result<T, crate::bindings::WitError> {
+    fn output_size(&self) -> usize {
+        match self {
+            Ok(v) => v.output_size(),
+            Err(e) => skyutils_guest::Error::from(e.clone()).message().len(),
+        }
+    }
+}
+
+impl OutputSize for files::HashInfo {
+    fn output_size(&self) -> usize {
+        self.name.len()
+    }
+}
+
+impl OutputSize for system::Workers {
+    fn output_size(&self) -> usize {
+        self.low_fd_warning.output_size()
     }
 }

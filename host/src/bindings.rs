@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
 
 pub use exports::skypilot::utils::files::DecodeErrors;
 pub use exports::skypilot::utils::text::Number;
+pub use exports::skypilot::utils::{files, system, text};
 pub use skypilot::utils::host_facts;
 pub use skypilot::utils::types::{Error as WitError, OsError as WitOsError};
 

@@ -24,7 +24,7 @@ pub use api::{reset_low_fd_warning, FileHash, Utils, Workers};
 pub use bindings::{DecodeErrors, Number};
 pub use facts::{HostFacts, Limit, NativeFacts};
 pub use policy::{Capability, FileAccess, Policy};
-pub use runtime::{cache_dir, EMBEDDED_COMPONENT};
+pub use runtime::{cache_dir, engine, metered_engine, EMBEDDED_COMPONENT};
 /// The error a function raises, with upstream's Python class and message.
 pub use skyutils_guest::Error as CallError;
 
@@ -43,9 +43,43 @@ pub enum Error {
     /// The guest trapped for another reason (a bug in the component).
     #[error("component trapped: {0}")]
     Trap(String),
+    /// The component does not export the interface this call needs.
+    #[error("{0} is not exported by the component")]
+    MissingExport(&'static str),
+    /// The call used up the policy's fuel budget.
+    #[error("call exhausted its fuel budget of {0} units")]
+    OutOfFuel(u64),
+    /// The call returned more data than the policy allows.
+    #[error("call returned {0} bytes, more than the policy's limit of {1}")]
+    OutputTooLarge(usize, usize),
     /// The component could not be compiled, loaded or linked.
     #[error("component could not be loaded: {0}")]
     Load(String),
+}
+
+impl Error {
+    /// A short name for the kind of failure: upstream's Python exception class
+    /// for a function's own errors, else the sandbox's (`DeadlineExceeded`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Call(c) => c.python_class(),
+            Error::Deadline(_) => "DeadlineExceeded",
+            Error::MemoryLimit(_) => "MemoryLimitExceeded",
+            Error::MissingExport(_) => "MissingExport",
+            Error::OutOfFuel(_) => "OutOfFuel",
+            Error::OutputTooLarge(..) => "OutputTooLarge",
+            Error::Trap(_) => "Trap",
+            Error::Load(_) => "LoadError",
+        }
+    }
+
+    /// The message alone (for a function's errors exactly `str(exc)` upstream).
+    pub fn message(&self) -> String {
+        match self {
+            Error::Call(c) => c.message().to_string(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<wasmtime::Error> for Error {

@@ -76,6 +76,10 @@ pub struct Policy {
     pub deadline: Duration,
     /// Linear-memory cap per call, in bytes.
     pub memory_limit: usize,
+    /// Fuel budget per call (roughly wasm instructions); `None`: unmetered.
+    pub fuel: Option<u64>,
+    /// Largest result (strings and byte lists, summed) a call may return.
+    pub max_output: usize,
 }
 
 impl Default for Policy {
@@ -88,6 +92,8 @@ impl Default for Policy {
             cgroup_root: Some(PathBuf::from("/sys/fs/cgroup")),
             deadline: Duration::from_secs(30),
             memory_limit: 512 << 20,
+            fuel: None,
+            max_output: 64 << 20,
         }
     }
 }

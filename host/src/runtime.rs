@@ -4,14 +4,14 @@
 
 use std::hash::{Hash, Hasher as _};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use crate::bindings::UtilsPre;
+use crate::bindings::{files, system, text};
 use crate::state::CallState;
 use crate::Error;
 
@@ -25,22 +25,32 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// The process-wide engine, with a background thread that advances its epoch.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let engine = Engine::new(&engine_config()).expect("valid wasmtime configuration");
-        let ticker = engine.clone();
-        std::thread::Builder::new()
-            .name("skyutils-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(EPOCH_TICK);
-                ticker.increment_epoch();
-            })
-            .expect("spawn the epoch thread");
-        engine
-    })
+    ENGINE.get_or_init(|| start_engine(false))
 }
 
-fn engine_config() -> Config {
+/// The engine for policies with a fuel budget (fuel metering costs speed, so
+/// only those use it).
+pub fn metered_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| start_engine(true))
+}
+
+fn start_engine(metered: bool) -> Engine {
+    let engine = Engine::new(&engine_config(metered)).expect("valid wasmtime configuration");
+    let ticker = engine.clone();
+    std::thread::Builder::new()
+        .name("skyutils-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            ticker.increment_epoch();
+        })
+        .expect("spawn the epoch thread");
+    engine
+}
+
+fn engine_config(metered: bool) -> Config {
     let mut config = Config::new();
+    config.consume_fuel(metered);
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.concurrency_support(false);
@@ -55,15 +65,19 @@ fn engine_config() -> Config {
     config
 }
 
-/// A compiled component ready to instantiate.
+/// A compiled component ready to instantiate, with the export indices of
+/// each `skypilot:utils` interface it provides (a plugin may export a subset).
 pub struct Runtime {
-    pub(crate) pre: UtilsPre<CallState>,
+    pub(crate) pre: InstancePre<CallState>,
+    pub(crate) text: Option<text::GuestIndices>,
+    pub(crate) files: Option<files::GuestIndices>,
+    pub(crate) system: Option<system::GuestIndices>,
 }
 
 impl Runtime {
     /// Compiles (or loads from the on-disk cache) `wasm` and links it.
-    pub fn new(wasm: &[u8]) -> Result<Self, Error> {
-        let engine = engine();
+    pub fn new(wasm: &[u8], metered: bool) -> Result<Self, Error> {
+        let engine = if metered { metered_engine() } else { engine() };
         let component = load_component(engine, wasm)?;
         let mut linker: Linker<CallState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_error)?;
@@ -73,17 +87,27 @@ impl Runtime {
         )
         .map_err(load_error)?;
         let pre = linker.instantiate_pre(&component).map_err(load_error)?;
-        let pre = UtilsPre::new(pre).map_err(load_error)?;
-        Ok(Runtime { pre })
+        Ok(Runtime {
+            text: text::GuestIndices::new(&pre).ok(),
+            files: files::GuestIndices::new(&pre).ok(),
+            system: system::GuestIndices::new(&pre).ok(),
+            pre,
+        })
     }
 
-    /// The runtime of the embedded component, built once per process.
-    pub fn embedded() -> Result<&'static Runtime, Error> {
-        static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-        RUNTIME
-            .get_or_init(|| Runtime::new(EMBEDDED_COMPONENT).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| Error::Load(e.clone()))
+    /// The runtime of the embedded component, built once per process (and
+    /// once more for the fuel-metered engine if a policy asks for fuel).
+    pub fn embedded(metered: bool) -> Result<Arc<Runtime>, Error> {
+        static PLAIN: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
+        static METERED: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
+        let cell = if metered { &METERED } else { &PLAIN };
+        cell.get_or_init(|| {
+            Runtime::new(EMBEDDED_COMPONENT, metered)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Error::Load)
     }
 }
 

@@ -34,6 +34,12 @@ struct Cli {
     /// Linear-memory limit per call, e.g. 64MiB, 1GiB.
     #[arg(long, global = true, value_parser = parse_size, default_value = "512MiB")]
     memory: usize,
+    /// Fuel budget per call (about one unit per wasm instruction); unmetered by default.
+    #[arg(long, global = true)]
+    fuel: Option<u64>,
+    /// Largest result a call may return, e.g. 1MiB.
+    #[arg(long, global = true, value_parser = parse_size, default_value = "64MiB")]
+    max_output: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -313,23 +319,6 @@ fn run(cli: &Cli, utils: &Utils) -> Result<Output, Error> {
     })
 }
 
-fn error_kind(e: &Error) -> String {
-    match e {
-        Error::Call(c) => c.python_class().to_string(),
-        Error::Deadline(_) => "DeadlineExceeded".into(),
-        Error::MemoryLimit(_) => "MemoryLimitExceeded".into(),
-        Error::Trap(_) => "Trap".into(),
-        Error::Load(_) => "LoadError".into(),
-    }
-}
-
-fn error_message(e: &Error) -> String {
-    match e {
-        Error::Call(c) => c.message().to_string(),
-        other => other.to_string(),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let policy = Policy {
@@ -344,6 +333,8 @@ fn main() -> ExitCode {
             .collect(),
         deadline: cli.deadline,
         memory_limit: cli.memory,
+        fuel: cli.fuel,
+        max_output: cli.max_output,
         ..Policy::default()
     };
     let utils = match &cli.component {
@@ -363,12 +354,9 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             if cli.json {
-                println!(
-                    "{}",
-                    json!({"error": error_kind(&e), "message": error_message(&e)})
-                );
+                println!("{}", json!({"error": e.kind(), "message": e.message()}));
             } else {
-                eprintln!("skyutils: {}: {}", error_kind(&e), error_message(&e));
+                eprintln!("skyutils: {}: {}", e.kind(), e.message());
             }
             ExitCode::FAILURE
         }

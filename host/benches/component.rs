@@ -1,0 +1,238 @@
+//! Side-by-side timings of the component against the same Rust code called
+//! natively (the guest crate built for the host) and against coreutils.
+//! `make bench` runs this and regenerates BENCHMARKS.md from the results.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use md5::Digest as _;
+use skyutils::{Number, Policy, Utils};
+use skyutils_guest::{files, text};
+
+const HEX32: &str = "6f1ed002ab5595859014ebf0951522d9";
+const SENTENCE: &str =
+    "The quick brown fox jumps over the lazy dog while the cat sleeps on a warm mat k";
+
+fn data_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A file of `size` bytes made by `fill`, created once and reused.
+fn data_file(name: &str, size: u64, fill: impl Fn(&mut dyn Write, u64)) -> PathBuf {
+    let path = data_dir().join(name);
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(size) {
+        let tmp = path.with_extension("tmp");
+        let mut out =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).unwrap());
+        fill(&mut out, size);
+        out.flush().unwrap();
+        drop(out);
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
+fn binary_file(name: &str, size: u64) -> PathBuf {
+    data_file(name, size, |out, size| {
+        let mut x = 1u64;
+        let block: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect();
+        for _ in 0..size / block.len() as u64 {
+            out.write_all(&block).unwrap();
+        }
+    })
+}
+
+/// A log of 100-byte lines.
+fn log_file(name: &str, size: u64) -> PathBuf {
+    data_file(name, size, |out, size| {
+        let mut block = Vec::with_capacity(1 << 20);
+        let mut i = 0u64;
+        while block.len() < (1 << 20) {
+            let line = format!("2026-11-26T19:00:00 INFO replica-{} request {i:>12} served in {:>5} ms padding..\n", i % 3, i % 997);
+            block.extend_from_slice(&line.as_bytes()[..100.min(line.len())]);
+            if !block.ends_with(b"\n") {
+                block.push(b'\n');
+            }
+            i += 1;
+        }
+        block.truncate(1 << 20);
+        *block.last_mut().unwrap() = b'\n';
+        for _ in 0..size / block.len() as u64 {
+            out.write_all(&block).unwrap();
+        }
+    })
+}
+
+fn dir_10k() -> PathBuf {
+    let dir = data_dir().join("dir10k");
+    if std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) != 10_000 {
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..10_000 {
+            std::fs::write(dir.join(format!("f{i:05}")), b"").unwrap();
+        }
+    }
+    dir
+}
+
+fn utils() -> Utils {
+    Utils::new(Policy::default()).unwrap()
+}
+
+fn pure_calls(c: &mut Criterion) {
+    let u = utils();
+    let mut g = c.benchmark_group("pure");
+    g.bench_function("base36_encode/native", |b| {
+        b.iter(|| text::base36_encode(black_box(HEX32)).unwrap())
+    });
+    g.bench_function("base36_encode/component", |b| {
+        b.iter(|| u.base36_encode(black_box(HEX32)).unwrap())
+    });
+    g.bench_function("format_float/native", |b| {
+        b.iter(|| text::format_float(text::Number::Float(black_box(1234.5678)), 2).unwrap())
+    });
+    g.bench_function("format_float/component", |b| {
+        b.iter(|| {
+            u.format_float(Number::Float(black_box(1234.5678)), 2)
+                .unwrap()
+        })
+    });
+    g.bench_function("truncate_long_string/native", |b| {
+        b.iter(|| text::truncate_long_string(black_box(SENTENCE), 35, false))
+    });
+    g.bench_function("truncate_long_string/component", |b| {
+        b.iter(|| {
+            u.truncate_long_string(black_box(SENTENCE), 35, false)
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn instantiation(c: &mut Criterion) {
+    let engine = skyutils::engine();
+    let wasm = skyutils::EMBEDDED_COMPONENT;
+    let artifact = wasmtime::component::Component::new(engine, wasm)
+        .unwrap()
+        .serialize()
+        .unwrap();
+    let u = utils();
+    let mut g = c.benchmark_group("instantiate");
+    g.sample_size(10);
+    g.bench_function("compile_from_wasm", |b| {
+        b.iter(|| wasmtime::component::Component::new(engine, black_box(wasm)).unwrap())
+    });
+    g.bench_function("load_precompiled", |b| {
+        // SAFETY: the artifact was serialized just above by the same engine.
+        b.iter(|| unsafe {
+            wasmtime::component::Component::deserialize(engine, black_box(&artifact)).unwrap()
+        })
+    });
+    g.sample_size(100);
+    // A call that needs a fresh instance: instantiate + a trivial export.
+    g.bench_function("per_call_instance", |b| {
+        b.iter(|| u.is_process_alive(black_box(0)).unwrap())
+    });
+    g.finish();
+}
+
+fn hashing(c: &mut Criterion) {
+    let file = binary_file("random-256MiB.bin", 256 << 20);
+    let path = file.to_str().unwrap();
+    let u = utils();
+    let mut g = c.benchmark_group("hash_256MiB");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    for (alg, tool) in [("sha256", "sha256sum"), ("md5", "md5sum")] {
+        g.bench_function(format!("{alg}/component"), |b| {
+            b.iter(|| u.hash_file(path, alg).unwrap())
+        });
+        g.bench_function(format!("{alg}/native"), |b| {
+            b.iter(|| {
+                files::hash_file(path, alg)
+                    .unwrap()
+                    .hexdigest(None)
+                    .unwrap()
+            })
+        });
+        g.bench_function(format!("{alg}/{tool}"), |b| {
+            b.iter(|| {
+                assert!(Command::new(tool)
+                    .arg(path)
+                    .output()
+                    .unwrap()
+                    .status
+                    .success())
+            })
+        });
+    }
+    // The RustCrypto crates directly, to separate file I/O from hashing.
+    let data = std::fs::read(&file).unwrap();
+    g.bench_function("sha256/crate_in_memory", |b| {
+        b.iter(|| sha2::Sha256::digest(black_box(&data)))
+    });
+    g.bench_function("md5/crate_in_memory", |b| {
+        b.iter(|| md5::Md5::digest(black_box(&data)))
+    });
+    g.finish();
+}
+
+fn tailing(c: &mut Criterion) {
+    let small = log_file("log-100MiB.log", 100 << 20);
+    let big = log_file("log-1GiB.log", 1 << 30);
+    let u = utils();
+    let mut g = c.benchmark_group("read_last_n_lines");
+    for (label, file) in [("100MiB", &small), ("1GiB", &big)] {
+        let path = file.to_str().unwrap();
+        for n in [10, 1000] {
+            g.bench_function(format!("{label}_n{n}/component"), |b| {
+                b.iter(|| u.read_last_n_lines(path, n).unwrap())
+            });
+            g.bench_function(format!("{label}_n{n}/native"), |b| {
+                b.iter(|| {
+                    files::read_last_n_lines(path, n, 8192, files::DecodeErrors::Replace).unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn directories(c: &mut Criterion) {
+    let dir = dir_10k();
+    let path = dir.to_str().unwrap();
+    let u = utils();
+    let mounts = vec![("/remote".to_string(), path.to_string())];
+    let mut g = c.benchmark_group("dir_10k");
+    g.bench_function("estimate_fd_for_directory/component", |b| {
+        b.iter(|| u.estimate_fd_for_directory(path).unwrap())
+    });
+    g.bench_function("estimate_fd_for_directory/native", |b| {
+        b.iter(|| files::estimate_fd_for_directory(path).unwrap())
+    });
+    g.bench_function("get_max_workers_for_file_mounts/component", |b| {
+        b.iter(|| u.get_max_workers_for_file_mounts(&mounts, None).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    pure_calls,
+    instantiation,
+    hashing,
+    tailing,
+    directories
+);
+criterion_main!(benches);

@@ -1,0 +1,57 @@
+"""skyutils_wasm: SkyPilot's twelve ``sky.utils`` helpers run inside a
+sandboxed WebAssembly component (wasmtime-py), with a pure-Python fallback.
+
+``from skyutils_wasm import common_utils, subprocess_utils`` mirrors
+``sky.utils``; the twelve functions are also importable from here.
+"""
+
+from __future__ import annotations
+
+from . import common_utils, subprocess_utils
+from ._backend import backend_info, set_backend
+from ._config import SETTINGS, Settings, configure
+from ._errors import CapabilityDenied, SandboxError, SandboxMemoryError, SandboxTimeout
+from .common_utils import (
+    base36_encode,
+    find_free_port,
+    format_float,
+    get_cpu_count,
+    get_mem_size_gb,
+    hash_file,
+    read_last_n_lines,
+    truncate_long_string,
+)
+from .subprocess_utils import (
+    estimate_fd_for_directory,
+    get_max_workers_for_file_mounts,
+    get_parallel_threads,
+    is_process_alive,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CapabilityDenied",
+    "SETTINGS",
+    "SandboxError",
+    "SandboxMemoryError",
+    "SandboxTimeout",
+    "Settings",
+    "backend_info",
+    "base36_encode",
+    "common_utils",
+    "configure",
+    "estimate_fd_for_directory",
+    "find_free_port",
+    "format_float",
+    "get_cpu_count",
+    "get_max_workers_for_file_mounts",
+    "get_mem_size_gb",
+    "get_parallel_threads",
+    "hash_file",
+    "is_process_alive",
+    "read_last_n_lines",
+    "set_backend",
+    "subprocess_utils",
+    "truncate_long_string",
+]

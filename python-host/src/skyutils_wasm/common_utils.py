@@ -1,0 +1,141 @@
+"""Drop-in for the eight ``sky.utils.common_utils`` functions (skypilot 0.14.1).
+
+Arguments of the types SkyPilot documents go to the active backend; the
+Python-only cases of SPEC.md section 6 (wrong types, ``bool`` as ``int``,
+integers beyond 64 bits, other codecs) are handled here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import operator
+import os
+from typing import Any, List, Optional, Union
+
+from . import _backend
+from ._pure import PureBackend, decode_pieces
+from ._pure import read_last_n_raw as _py_read_last_n_raw
+
+logger = logging.getLogger("sky.utils.common_utils")
+
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_PY = PureBackend()
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _fits(v: int) -> bool:
+    return _I64_MIN <= v <= _I64_MAX
+
+
+def _clamp(v: int) -> int:
+    return max(_I64_MIN, min(_I64_MAX, v))
+
+
+def _fspath(p: Any) -> Any:
+    return os.fspath(p) if isinstance(p, os.PathLike) else p
+
+
+def read_last_n_lines(
+    file_path: str,
+    n: int,
+    chunk_size: int = 8192,
+    encoding: str = "utf-8",
+    errors: str = "replace",
+) -> List[str]:
+    """The last ``n`` lines of a file, read backwards in ``chunk_size`` blocks."""
+    file_path = _fspath(file_path)
+    if (
+        not isinstance(file_path, str)
+        or not isinstance(n, int)
+        or not isinstance(chunk_size, int)
+        or "\x00" in file_path
+    ):
+        # Python-only argument types: upstream's exact operations.
+        return decode_pieces(_py_read_last_n_raw(file_path, n, chunk_size), encoding, errors)
+    n, chunk = _clamp(int(n)), _clamp(int(chunk_size))
+    b = _backend.get()
+    if encoding == "utf-8" and errors in ("strict", "replace", "ignore"):
+        return b.read_last_n_lines(file_path, n, chunk, errors)  # type: ignore[no-any-return]
+    codecs.lookup(encoding)
+    return decode_pieces(b.read_last_n_raw(file_path, n, chunk), encoding, errors)
+
+
+def hash_file(path: str, hash_alg: str) -> Any:
+    """The live hash object of a file's content (``hexdigest()``, ``digest()``,
+    ``update()``, ``copy()``, ``name``, ``digest_size``, ``block_size``)."""
+    path = _fspath(path)
+    if not isinstance(path, str) or not isinstance(hash_alg, str) or "\x00" in path:
+        return _PY.hash_file(path, hash_alg)
+    return _backend.get().hash_file(path, hash_alg)
+
+
+def find_free_port(start_port: int) -> int:
+    """The first port from ``start_port`` to 65534 that can be bound."""
+    if not isinstance(start_port, int):
+        range(start_port, 65535)  # raises upstream's TypeError
+        start_port = operator.index(start_port)
+    v = int(start_port)
+    if v >= 65535:
+        raise OSError("No free ports available.")
+    return _backend.get().find_free_port(max(v, -1))  # type: ignore[no-any-return]
+
+
+def base36_encode(hex_str: str) -> str:
+    """``int(hex_str, 16)`` in base 36, lowercase."""
+    if isinstance(hex_str, str) and "\x00" not in hex_str:
+        try:
+            hex_str.encode("utf-8")
+        except UnicodeEncodeError:
+            return _PY.base36_encode(hex_str)
+        return _backend.get().base36_encode(str(hex_str))  # type: ignore[no-any-return]
+    return _PY.base36_encode(hex_str)
+
+
+def format_float(num: Union[float, int], precision: int = 1) -> str:
+    """Fixed-notation text of ``num`` (ints verbatim, integral floats without
+    a fraction, others with ``precision`` digits)."""
+    b = _backend.get()
+    if isinstance(num, int):
+        if _is_int(num) and _fits(num):
+            return b.format_float(num, 0)  # type: ignore[no-any-return]
+        return f"{num}"
+    if isinstance(num, float):
+        num = float(num)
+        if num.is_integer():
+            return b.format_float(num, 0)  # type: ignore[no-any-return]
+        if _is_int(precision):
+            if _fits(precision):
+                return b.format_float(num, precision)  # type: ignore[no-any-return]
+            if precision > 0:
+                raise ValueError("Too many decimal digits in format string")
+            raise ValueError("Format specifier missing precision")
+    return _PY.format_float(num, precision)
+
+
+def truncate_long_string(s: str, max_length: int = 35, truncate_middle: bool = False) -> str:
+    """``s`` shortened to about ``max_length`` code points with ``...``."""
+    if isinstance(s, str) and _is_int(max_length) and _fits(max_length) and "\x00" not in s:
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            return _PY.truncate_long_string(s, max_length, truncate_middle)
+        return _backend.get().truncate_long_string(  # type: ignore[no-any-return]
+            str(s), max_length, bool(truncate_middle)
+        )
+    return _PY.truncate_long_string(s, max_length, truncate_middle)
+
+
+def get_cpu_count() -> Optional[int]:
+    """CPUs available: ``SKYPILOT_POD_CPU_CORE_LIMIT``, else min(logical,
+    affinity, cgroup quota)."""
+    return _backend.get().get_cpu_count()  # type: ignore[no-any-return]
+
+
+def get_mem_size_gb() -> float:
+    """Memory in GiB: the ``SKYPILOT_POD_MEMORY_*`` overrides, else total
+    memory lowered to the cgroup limit."""
+    return _backend.get().get_mem_size_gb()  # type: ignore[no-any-return]

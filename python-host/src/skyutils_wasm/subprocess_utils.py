@@ -1,0 +1,111 @@
+"""Drop-in for the ``sky.utils.subprocess_utils`` functions:
+``get_parallel_threads``, ``get_max_workers_for_file_mounts`` (skypilot
+0.14.1), ``is_process_alive`` (0.10.5) and the derived
+``estimate_fd_for_directory``.
+
+The low file-descriptor warning is logged once per process at WARNING on
+the logger ``sky.utils.subprocess_utils`` (as upstream).
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import _backend
+from .common_utils import _fits
+
+import logging
+
+logger = logging.getLogger("sky.utils.subprocess_utils")
+
+_low_fd_warning_shown = False
+_warn_lock = threading.Lock()
+
+
+def _reset_low_fd_warning() -> None:
+    """Clears the once-per-process warning flag (for tests)."""
+    global _low_fd_warning_shown
+    _low_fd_warning_shown = False
+
+
+def _cloud_arg(cloud_str: Any) -> Optional[str]:
+    """Normalizes a non-str ``cloud_str`` exactly as upstream would see it."""
+    if cloud_str is None or isinstance(cloud_str, str):
+        return cloud_str
+    if not cloud_str:
+        return None
+    return "kubernetes" if cloud_str.lower() == "kubernetes" else None
+
+
+def get_parallel_threads(cloud_str: Optional[str] = None) -> int:
+    """``max(4, cpu_count - 1)``, times 4 for Kubernetes."""
+    return _backend.get().get_parallel_threads(_cloud_arg(cloud_str))  # type: ignore[no-any-return]
+
+
+def _source(v: Any) -> str:
+    if isinstance(v, os.PathLike):
+        v = os.fspath(v)
+    if isinstance(v, bytes):
+        v = os.fsdecode(v)
+    if isinstance(v, str) and "\x00" not in v:
+        try:
+            v.encode("utf-8")
+            return v
+        except UnicodeEncodeError:
+            pass
+    return ""  # never a directory
+
+
+def get_max_workers_for_file_mounts(
+    common_file_mounts: Dict[str, str], cloud_str: Optional[str] = None
+) -> int:
+    """Worker count for syncing file mounts under the open-file limit."""
+    values = common_file_mounts.values()  # upstream's AttributeError for non-dicts
+    mounts: List[Tuple[str, str]] = [
+        (k if isinstance(k, str) else "", _source(v))
+        for k, v in zip(common_file_mounts.keys(), values)
+    ]
+    try:
+        cloud = _cloud_arg(cloud_str)
+        cloud_error: Optional[BaseException] = None
+    except Exception as e:  # noqa: BLE001 - re-raised after the scan, as upstream
+        cloud, cloud_error = None, e
+    count, warning = _backend.get().get_max_workers_for_file_mounts(mounts, cloud)
+    if warning is not None:
+        global _low_fd_warning_shown
+        with _warn_lock:
+            show = not _low_fd_warning_shown
+            _low_fd_warning_shown = True
+        if show:
+            logger.warning(warning)
+    if cloud_error is not None:
+        raise cloud_error
+    logger.debug(f"Using {count} workers for file mounts.")
+    return count  # type: ignore[no-any-return]
+
+
+def is_process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (zombies and thread ids count)."""
+    if type(pid) is bool:
+        return False
+    if not isinstance(pid, int):
+        if pid < 0:
+            raise ValueError(f"pid must be a positive integer (got {pid})")
+        if isinstance(pid, float):
+            raise TypeError("'float' object cannot be interpreted as an integer")
+        pid = operator.index(pid)
+    v = int(pid)
+    if not _fits(v):
+        if v < 0:
+            raise ValueError(f"pid must be a positive integer (got {pid})")
+        return False
+    return _backend.get().is_process_alive(v)  # type: ignore[no-any-return]
+
+
+def estimate_fd_for_directory(path: str) -> int:
+    """5 x the number of entries of a directory (not recursive)."""
+    path = os.fspath(path)
+    return _backend.get().estimate_fd_for_directory(path)  # type: ignore[no-any-return]

@@ -1,0 +1,39 @@
+"""Every vector of tests/vectors/vectors.json against both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+import pytest
+
+import skyutils_wasm
+from vectorlib import VECTORS_PATH, Env, run_as_nobody, run_call
+
+VECTORS: List[Dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+IS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture(params=["wasm", "python"])
+def backend(request: Any) -> Any:
+    skyutils_wasm.set_backend(request.param)
+    yield request.param
+    skyutils_wasm.configure(env=None, cgroup_root="/sys/fs/cgroup")
+
+
+@pytest.mark.parametrize("vec", VECTORS, ids=[v["id"] for v in VECTORS])
+def test_vector(backend: str, vec: Dict[str, Any]) -> None:
+    requires = set(vec.get("requires", []))
+    if "root" in requires and not IS_ROOT:
+        pytest.fail("vector needs root (bind port 1); run the suite as root to cover it")
+    if "dev_null" in requires and not os.path.exists("/dev/null"):
+        pytest.fail("vector needs /dev/null")
+    if "procfs" in requires and not os.path.exists("/proc/self/status"):
+        pytest.fail("vector needs /proc/self/status")
+    with Env(vec) as env:
+        if "non_root" in requires and IS_ROOT:
+            errs = run_as_nobody(vec, env.tmp)
+        else:
+            errs = run_call(vec, env.tmp)
+    assert not errs, "\n".join(errs)
