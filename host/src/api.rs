@@ -72,10 +72,11 @@ pub struct Utils {
     warm: Mutex<Vec<Warm>>,
 }
 
-/// A live instance kept for pure calls.
+/// A live instance kept for pure calls, with its `text` exports looked up
+/// (and type-checked) once.
 struct Warm {
     store: Store<CallState>,
-    exports: Exports,
+    text: text::Guest,
 }
 
 /// The instance of one call, with typed access to each exported interface.
@@ -226,7 +227,7 @@ impl Utils {
     /// Runs a pure call (no files, no host facts) on a pooled warm instance.
     fn call_pure<T: OutputSize>(
         &self,
-        f: impl FnOnce(&Exports, &mut Store<CallState>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&text::Guest, &mut Store<CallState>) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
         let pooled = self.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut warm = match pooled {
@@ -234,11 +235,12 @@ impl Utils {
             None => {
                 let mut store = self.store(&[])?;
                 let exports = self.instantiate(&mut store)?;
-                Warm { store, exports }
+                let text = exports.text(&mut store).map_err(|e| self.trap(e, &store))?;
+                Warm { store, text }
             }
         };
         self.arm_limits(&mut warm.store)?;
-        let result = f(&warm.exports, &mut warm.store).map_err(|e| self.trap(e, &warm.store))?;
+        let result = f(&warm.text, &mut warm.store).map_err(|e| self.trap(e, &warm.store))?;
         let result = self.bounded(result)?;
         let mut pool = self.warm.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < WARM_POOL_SIZE {
@@ -391,12 +393,12 @@ impl Utils {
 
     /// `base36_encode(hex_str)`.
     pub fn base36_encode(&self, hex_str: &str) -> Result<String, Error> {
-        Ok(self.call_pure(|b, s| b.text(s)?.call_base36_encode(s, hex_str))??)
+        Ok(self.call_pure(|t, s| t.call_base36_encode(s, hex_str))??)
     }
 
     /// `format_float(num, precision)`.
     pub fn format_float(&self, num: Number, precision: i64) -> Result<String, Error> {
-        Ok(self.call_pure(|b, s| b.text(s)?.call_format_float(s, num, precision))??)
+        Ok(self.call_pure(|t, s| t.call_format_float(s, num, precision))??)
     }
 
     /// `truncate_long_string(s, max_length, truncate_middle)`.
@@ -406,10 +408,7 @@ impl Utils {
         max_length: i64,
         truncate_middle: bool,
     ) -> Result<String, Error> {
-        self.call_pure(|b, st| {
-            b.text(st)?
-                .call_truncate_long_string(st, s, max_length, truncate_middle)
-        })
+        self.call_pure(|t, st| t.call_truncate_long_string(st, s, max_length, truncate_middle))
     }
 
     /// `get_cpu_count()`: integral, possibly beyond 64 bits; `None` when the

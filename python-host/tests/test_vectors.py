@@ -33,7 +33,7 @@ def test_vector(backend: str, vec: Dict[str, Any]) -> None:
         pytest.fail("vector needs /proc/self/status")
     with Env(vec) as env:
         if "non_root" in requires and IS_ROOT:
-            errs = run_as_nobody(vec, env.tmp)
+            errs = run_as_nobody(vec, env.tmp, backend)
         else:
             errs = run_call(vec, env.tmp)
     assert not errs, "\n".join(errs)

@@ -7,7 +7,9 @@ import functools
 import logging
 import math
 import os
-import pickle
+import json
+import subprocess
+import sys
 import shutil
 import struct
 import tempfile
@@ -74,7 +76,7 @@ def decode(v: Any, tmp: Optional[str] = None) -> Any:
         return [decode(x, tmp) for x in v]
     if isinstance(v, dict):
         if len(v) == 1:
-            (k, x), = v.items()
+            ((k, x),) = v.items()
             if k == "$float":
                 return float(x)
             if k == "$f64_bits":
@@ -160,8 +162,13 @@ def _unlock(path: str) -> None:
 class Env:
     """A vector's environment: fixture dirs, settings; undone on exit."""
 
-    def __init__(self, vec: Dict[str, Any]) -> None:
+    def __init__(self, vec: Dict[str, Any], tmp_override: Optional[str] = None) -> None:
         self.vec = vec
+        self.owned = tmp_override is None
+        if tmp_override is not None:
+            self.base = os.path.dirname(tmp_override)
+            self.tmp = tmp_override
+            return
         self.base = tempfile.mkdtemp(prefix="skyvec-")
         os.chmod(self.base, 0o755)
         self.tmp = os.path.join(self.base, "fx")
@@ -169,13 +176,14 @@ class Env:
 
     def __enter__(self) -> "Env":
         v = self.vec
-        if v.get("files"):
+        if v.get("files") and self.owned:
             build_tree(self.tmp, v["files"])
         cgroup_root: Optional[str] = None
         if "cgroup" in v:
             cgroup_root = os.path.join(self.base, "cgroup")
-            os.mkdir(cgroup_root)
-            build_cgroup(cgroup_root, v["cgroup"])
+            if self.owned:
+                os.mkdir(cgroup_root)
+                build_cgroup(cgroup_root, v["cgroup"])
         skyutils_wasm.configure(
             facts=FakeFacts(v.get("host")),
             env=dict(v.get("env") or {}),
@@ -185,6 +193,8 @@ class Env:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if not self.owned:
+            return
         _unlock(self.base)
         shutil.rmtree(self.base, ignore_errors=True)
 
@@ -288,29 +298,41 @@ def run_call(vec: Dict[str, Any], tmp: str) -> List[str]:
         lg.setLevel(old_level)
 
 
-def run_as_nobody(vec: Dict[str, Any], tmp: str) -> List[str]:
-    """Runs the call in a forked child switched to uid/gid 65534."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            out = run_call(vec, tmp)
-        except BaseException as e:  # noqa: BLE001
-            out = [f"child failed: {type(e).__name__}: {e}"]
-        with os.fdopen(w, "wb") as f:
-            pickle.dump(out, f)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    return pickle.loads(data) if data else ["child produced no result"]  # type: ignore[no-any-return]
+def run_as_nobody(vec: Dict[str, Any], tmp: str, backend: str) -> List[str]:
+    """Runs the call in a child interpreter that switches to uid/gid 65534
+    right before the call. (A plain fork cannot be used: wasmtime's WASI
+    filesystem runs on tokio worker threads, which do not survive fork.)"""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    proc = subprocess.run(
+        [sys.executable, __file__, backend, tmp],
+        input=json.dumps(vec).encode(),
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        return [f"child failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"]
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def _child_main() -> None:
+    backend, tmp = sys.argv[1], sys.argv[2]
+    vec = json.loads(sys.stdin.read())
+    skyutils_wasm.set_backend(backend)
+    skyutils_wasm.base36_encode("ff")  # load the runtime while still root
+    with Env(vec, tmp_override=tmp):
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        out = run_call(vec, tmp)
+    sys.stdout.write(json.dumps(out))
 
 
 def iter_ids(vectors: List[Dict[str, Any]]) -> Iterator[str]:
     for v in vectors:
         yield v["id"]
+
+
+if __name__ == "__main__":
+    _child_main()

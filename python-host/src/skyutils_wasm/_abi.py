@@ -139,16 +139,18 @@ def _string_lift(v: Val) -> str:
 def _bytes_lower(v: Any, slot: Val, keep: Keep) -> None:
     data = bytes(v)
     n = len(data)
-    buf = bytearray(n * VAL_SIZE)
-    if n:
-        buf[0::VAL_SIZE] = bytes([U8]) * n
-        buf[_OF::VAL_SIZE] = data
-    arr = (Val * n).from_buffer(buf) if n else None
-    keep.append(buf)
-    keep.append(arr)
     slot.kind = LIST
     slot.of.list.size = n
-    slot.of.list.data = ctypes.cast(arr, POINTER(Val)) if n else None
+    if not n:
+        slot.of.list.data = None
+        return
+    buf = bytearray(n * VAL_SIZE)
+    buf[0::VAL_SIZE] = bytes([U8]) * n
+    buf[_OF::VAL_SIZE] = data
+    arr = (Val * n).from_buffer(buf)
+    keep.append(buf)
+    keep.append(arr)
+    slot.of.list.data = ctypes.cast(arr, POINTER(Val))
 
 
 def _bytes_lift(v: Val) -> bytes:
@@ -239,9 +241,7 @@ def compile_lower(ty: Any) -> Lower:
 
         return lower_option
     if isinstance(ty, wc.VariantType):
-        cases = {
-            n: (n.encode(), None if t is None else compile_lower(t)) for n, t in ty.cases
-        }
+        cases = {n: (n.encode(), None if t is None else compile_lower(t)) for n, t in ty.cases}
 
         def lower_variant(v: Any, slot: Val, keep: Keep) -> None:
             tag, payload = v

@@ -41,12 +41,14 @@ def make_os_error(o: Dict[str, Any]) -> OSError:
     exc = OSError(message)
     if errno is not None:
         exc.errno = errno
-        exc.strerror = strerror  # type: ignore[assignment]
+        exc.strerror = strerror
         exc.filename = filename
     return exc
 
 
-_UDE_ONE = re.compile(r"'(.+)' codec can't decode byte 0x([0-9a-f]{2}) in position (\d+): (.*)$", re.S)
+_UDE_ONE = re.compile(
+    r"'(.+)' codec can't decode byte 0x([0-9a-f]{2}) in position (\d+): (.*)$", re.S
+)
 _UDE_RANGE = re.compile(r"'(.+)' codec can't decode bytes in position (\d+)-(\d+): (.*)$", re.S)
 
 

@@ -64,9 +64,15 @@ class WasmHash:
     def copy(self) -> "WasmHash":
         """An independent copy of the current state."""
         res = self._s.call("files", "[method]hasher.copy", self._res)
-        return WasmHash(self._s, res, {
-            "name": self._name, "digest-size": self._digest_size, "block-size": self._block_size,
-        })
+        return WasmHash(
+            self._s,
+            res,
+            {
+                "name": self._name,
+                "digest-size": self._digest_size,
+                "block-size": self._block_size,
+            },
+        )
 
     def _hex(self, args: tuple, method: str) -> str:  # type: ignore[type-arg]
         length: Optional[int] = None

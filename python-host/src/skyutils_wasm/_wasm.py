@@ -18,7 +18,9 @@ A trap discards the session; the next call builds a new one.
 
 from __future__ import annotations
 
+import atexit
 import collections
+import gc
 import hashlib
 import logging
 import os
@@ -147,8 +149,8 @@ def _define_host_facts(hf: Any) -> None:
     def nofile(_s: Any) -> Any:
         soft, hard = facts().nofile_limit()
         rec = wc.Record()
-        rec.soft = soft  # type: ignore[attr-defined]
-        rec.hard = hard  # type: ignore[attr-defined]
+        rec.soft = soft
+        rec.hard = hard
         return rec
 
     hf.add_func("nofile-limit", nofile)
@@ -226,7 +228,7 @@ class Session:
     def _trap(self, e: Exception) -> SandboxError:
         text = str(e)
         said = self.stderr.decode("utf-8", "replace")
-        if "memory allocation of" in said:
+        if "memory allocation of" in said or "out of memory" in said:
             self.dead = "memory cap"
             return SandboxMemoryError(
                 f"sandboxed call exceeded the memory cap of {SETTINGS.memory_limit} bytes"
@@ -239,7 +241,9 @@ class Session:
         lines = [ln for ln in said.splitlines() if ln.strip() and not ln.startswith("note: ")]
         detail = text.splitlines()[0] if text else "trap"
         self.dead = detail
-        return SandboxError(f"sandboxed call trapped: {detail}" + (f": {' '.join(lines)}" if lines else ""))
+        return SandboxError(
+            f"sandboxed call trapped: {detail}" + (f": {' '.join(lines)}" if lines else "")
+        )
 
     def drop_later(self, res: Any) -> None:
         """Queues a resource drop (safe from finalizers)."""
@@ -270,6 +274,17 @@ class WasmBackend:
         self._pure: Optional[Session] = None
         self._system: Dict[Any, Session] = {}
         self._files: "collections.OrderedDict[Any, Session]" = collections.OrderedDict()
+        atexit.register(self._close)
+
+    def _close(self) -> None:
+        """Frees wasmtime objects before interpreter teardown."""
+        self.reset_sessions()
+        gc.collect()
+        for obj in (self.rt.linker, self.rt.component):
+            try:
+                obj.close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
 
     # -- sessions -------------------------------------------------------
     def reset_sessions(self) -> None:
@@ -346,9 +361,7 @@ class WasmBackend:
     # -- files ----------------------------------------------------------
     def read_last_n_lines(self, path: str, n: int, chunk: int, errors: str) -> List[str]:
         g = grant(path)
-        r = self._file_session([g]).call(
-            "files", "read-last-n-lines", g.guest, n, chunk, errors
-        )
+        r = self._file_session([g]).call("files", "read-last-n-lines", g.guest, n, chunk, errors)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
     def read_last_n_raw(self, path: str, n: int, chunk: int) -> List[bytes]:

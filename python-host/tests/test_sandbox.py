@@ -1,0 +1,77 @@
+"""Traps and limits: a trap raises a clear error and the next call works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import skyutils_wasm
+from skyutils_wasm import SandboxMemoryError, SandboxTimeout
+
+
+@pytest.fixture
+def wasm() -> Any:
+    skyutils_wasm.set_backend("wasm")
+    skyutils_wasm.configure(env=None, cgroup_root="/sys/fs/cgroup")
+    yield
+    skyutils_wasm.configure(deadline_s=30.0, memory_limit=512 << 20)
+
+
+def test_memory_cap_then_recovers(wasm: Any) -> None:
+    with pytest.raises(SandboxMemoryError) as info:
+        skyutils_wasm.format_float(1.5, 2_000_000_000)
+    assert isinstance(info.value, MemoryError)
+    assert isinstance(info.value, RuntimeError)
+    assert "memory cap" in str(info.value)
+    assert skyutils_wasm.format_float(1.25, 1) == "1.2"
+    assert skyutils_wasm.base36_encode("ff") == "73"
+
+
+def test_deadline_then_recovers(wasm: Any) -> None:
+    skyutils_wasm.configure(deadline_s=0.05, memory_limit=4 << 30)
+    with pytest.raises(SandboxTimeout) as info:
+        skyutils_wasm.format_float(1.5, 300_000_000)
+    assert "deadline" in str(info.value)
+    skyutils_wasm.configure(deadline_s=30.0, memory_limit=512 << 20)
+    assert skyutils_wasm.truncate_long_string("abcdef", 4, True) == "a..."
+
+
+def test_host_error_poisons_only_that_instance(wasm: Any) -> None:
+    class Broken:
+        def __getattr__(self, name: str) -> Any:
+            def fail(*_a: Any) -> Any:
+                raise KeyError("boom")
+
+            return fail
+
+    skyutils_wasm.configure(facts=Broken())
+    try:
+        with pytest.raises(KeyError):
+            skyutils_wasm.get_parallel_threads()
+    finally:
+        from skyutils_wasm._facts import NativeFacts
+
+        skyutils_wasm.configure(facts=NativeFacts())
+    assert skyutils_wasm.get_parallel_threads() >= 4
+
+
+def test_hash_update_large_matches_hashlib(wasm: Any, tmp_path: Any) -> None:
+    import hashlib
+
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"x" * 1000)
+    h = skyutils_wasm.hash_file(str(p), "sha256")
+    extra = bytes(range(256)) * 5000
+    c = h.copy()
+    h.update(extra)
+    assert h.hexdigest() == hashlib.sha256(b"x" * 1000 + extra).hexdigest()
+    assert c.digest() == hashlib.sha256(b"x" * 1000).digest()
+    with pytest.raises(TypeError, match="Strings must be encoded"):
+        h.update("s")
+
+
+def test_backend_info(wasm: Any) -> None:
+    info = skyutils_wasm.backend_info()
+    assert info["backend"] == "wasm"
+    assert info["wasmtime"].startswith("50.")
