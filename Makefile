@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 WASM := target/guest/wasm32-wasip2/wasm/skyutils_guest.wasm
 PYWASM := python-host/src/skyutils_wasm/skyutils.wasm
 
-.PHONY: all setup component plugins build run test test-rust test-python lint bench fuzz clean
+.PHONY: all setup component plugins build run test test-rust test-python lint bench fuzz oracle clean
 
 all: build
 
@@ -47,16 +47,21 @@ test-rust: build plugins
 	$(CARGO) test --locked --release -p skyutils-host --test sandbox --test plugins --test concurrency --test fuzz
 	$(CARGO) test --locked --release -p skyutils-host --test conformance -- --show-output
 
-test-python: component
+test-python: component plugins
 	@if [ -x python-host/scripts/test.sh ]; then python-host/scripts/test.sh; else echo "python-host: no tests yet"; fi
 
 test: lint test-rust test-python
 
 bench: build
 	$(CARGO) bench --locked -p skyutils-host --bench component
-	@if [ -f python-host/benchmarks/run.py ]; then $(PY) python-host/benchmarks/run.py; fi
+	$(PY) python-host/benchmarks/run.py
 	$(PY) host/benches/report.py > /dev/null
 	@echo "wrote BENCHMARKS.md"
+
+# Differential test against the real SkyPilot 0.14.1 (installed into .venv-oracle):
+# randomized inputs, both Python backends, result-for-result.
+oracle: component
+	$(PY) python-host/tests/oracle/run_oracle.py 3000 7
 
 # Longer property-test run than the bounded one in `make test`.
 fuzz: build

@@ -61,10 +61,6 @@ fn engine_config(metered: bool) -> Config {
     pool.total_memories(256);
     pool.total_tables(256);
     pool.max_memory_size(4 << 30);
-    // Reset the first pages of a freed slot with memset instead of madvise:
-    // cheaper for the small heaps of typical calls.
-    pool.linear_memory_keep_resident(1 << 20);
-    pool.table_keep_resident(64 << 10);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }

@@ -1,0 +1,145 @@
+"""Python benchmarks: SkyPilot 0.14.1's originals vs skyutils_wasm's wasm and
+pure-Python backends, side by side in one run (systems interleaved in
+rounds). Writes target/python-bench.json for host/benches/report.py.
+
+Run with `make bench` (which builds the data files through the Rust benches
+first) or: .venv/bin/python python-host/benchmarks/run.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "target" / "bench-data"
+MAIN_PY = ROOT / ".venv" / "bin" / "python"
+ORACLE_PY = ROOT / ".venv-oracle" / "bin" / "python"
+WORKER = Path(__file__).with_name("worker.py")
+ROUNDS = 3
+BUDGET_S = 0.4
+
+GOALS: dict[str, tuple[str, float]] = {
+    "base36_encode": ("≤ 2x upstream", 2.0),
+    "format_float": ("≤ 2x upstream", 2.0),
+    "truncate_long_string": ("≤ 2x upstream", 2.0),
+    "read_last_n_lines_1GiB_n10": ("≤ 1.5x upstream", 1.5),
+    "get_cpu_count": ("faster than upstream (< 1x)", 1.0),
+    "get_mem_size_gb": ("faster than upstream (< 1x)", 1.0),
+    "is_process_alive": ("faster than upstream (< 1x)", 1.0),
+}
+
+
+def ensure_data() -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    blob = DATA / "random-16MiB.bin"
+    if not blob.exists() or blob.stat().st_size != 16 << 20:
+        blob.write_bytes(os.urandom(16 << 20))
+    if not (DATA / "log-1GiB.log").exists() or not (DATA / "dir10k").is_dir():
+        sys.exit("run the Rust benches first (make bench) to create target/bench-data")
+
+
+def ensure_oracle() -> None:
+    if ORACLE_PY.exists():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(ORACLE_PY.parents[1])], check=True)
+    subprocess.run(
+        [str(ORACLE_PY), "-m", "pip", "install", "-q", "skypilot==0.14.1", "psutil"], check=True
+    )
+
+
+def run(system: str) -> dict[str, list[float]]:
+    python = ORACLE_PY if system == "upstream" else MAIN_PY
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python-host" / "src"))
+    out = subprocess.run(
+        [str(python), str(WORKER), system, str(DATA), str(BUDGET_S)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def startup_ms(code: str) -> float:
+    """Median wall time of a fresh interpreter running `code` (ms)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python-host" / "src"), SKYUTILS_BACKEND="wasm")
+    times = []
+    for _ in range(7):
+        t = subprocess.run(
+            [
+                str(MAIN_PY),
+                "-c",
+                f"import time; t=time.perf_counter(); {code}; print(time.perf_counter()-t)",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
+        times.append(float(t) * 1000)
+    return statistics.median(times)
+
+
+def fmt(ns: float) -> str:
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.0f} ns"
+
+
+def main() -> None:
+    ensure_data()
+    ensure_oracle()
+    samples: dict[str, dict[str, list[float]]] = {"upstream": {}, "wasm": {}, "pure": {}}
+    for _ in range(ROUNDS):
+        for system in samples:
+            for name, times in run(system).items():
+                samples[system].setdefault(name, []).extend(times)
+    rows: list[list[str]] = []
+    for name in samples["upstream"]:
+        up = statistics.median(samples["upstream"][name])
+        for system in ("wasm", "pure"):
+            ours = statistics.median(samples[system][name])
+            spread = f"min {fmt(min(samples[system][name]))}, max {fmt(max(samples[system][name]))}"
+            goal, limit = (
+                GOALS.get(name, ("informative", 0.0)) if system == "wasm" else ("informative", 0.0)
+            )
+            ratio = ours / up
+            met = "—" if limit == 0.0 else ("met" if ratio <= limit else "**missed**")
+            rows.append(
+                [
+                    f"{name} ({spread})",
+                    f"{system} vs upstream",
+                    f"{fmt(ours)} / {fmt(up)}",
+                    f"{ratio:.2f}x",
+                    goal,
+                    met,
+                ]
+            )
+    base = startup_ms("import wasmtime")
+    first = startup_ms("import skyutils_wasm; skyutils_wasm.base36_encode('ff')")
+    extra = first - base
+    rows.append(
+        [
+            "import + first call, warm cache",
+            "skyutils_wasm vs `import wasmtime`",
+            f"{first:.1f} ms / {base:.1f} ms",
+            f"+{extra:.1f} ms",
+            "≤ 20 ms beyond import wasmtime",
+            "met" if extra <= 20 else "**missed**",
+        ]
+    )
+    target = ROOT / "target" / "python-bench.json"
+    target.write_text(json.dumps({"rows": rows}, indent=1))
+    for r in rows:
+        print(" | ".join(r))
+
+
+if __name__ == "__main__":
+    main()

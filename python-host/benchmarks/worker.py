@@ -1,0 +1,93 @@
+"""Times the twelve functions for one system and prints JSON to stdout.
+
+Usage: worker.py {upstream,wasm,pure} DATA_DIR ROUNDS
+``upstream`` runs SkyPilot 0.14.1 (with ``is_process_alive`` as 0.10.5 wrote
+it on psutil, and ``estimate_fd_for_directory`` as the inline computation of
+``get_max_workers_for_file_mounts``); ``wasm`` and ``pure`` run skyutils_wasm
+with that backend forced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Callable
+
+HEX32 = "6f1ed002ab5595859014ebf0951522d9"
+SENTENCE = "The quick brown fox jumps over the lazy dog while the cat sleeps on a warm mat k"
+
+
+def functions(system: str, data: str) -> dict[str, Callable[[], Any]]:
+    if system == "upstream":
+        import psutil  # type: ignore[import-untyped]
+        from sky.utils import common_utils as cu  # type: ignore[import-not-found]
+        from sky.utils import subprocess_utils as su  # type: ignore[import-not-found]
+
+        def is_process_alive(pid: int) -> bool:  # skypilot 0.10.5
+            if pid < 0:
+                raise ValueError(f"pid must be a positive integer (got {pid})")
+            try:
+                psutil.Process(pid)
+                return True
+            except psutil.NoSuchProcess:
+                return False
+
+        def estimate_fd(path: str) -> int:
+            return len(os.listdir(path)) * 5
+
+        alive, estimate = is_process_alive, estimate_fd
+    else:
+        os.environ["SKYUTILS_BACKEND"] = "python" if system == "pure" else system
+        import skyutils_wasm as cu  # type: ignore[no-redef]
+
+        su = cu
+        alive, estimate = cu.is_process_alive, cu.estimate_fd_for_directory
+    log = os.path.join(data, "log-1GiB.log")
+    blob = os.path.join(data, "random-16MiB.bin")
+    dir10k = os.path.join(data, "dir10k")
+    pid = os.getpid()
+    return {
+        "base36_encode": lambda: cu.base36_encode(HEX32),
+        "format_float": lambda: cu.format_float(1234.5678, 2),
+        "truncate_long_string": lambda: cu.truncate_long_string(SENTENCE),
+        "get_cpu_count": cu.get_cpu_count,
+        "get_mem_size_gb": cu.get_mem_size_gb,
+        "get_parallel_threads": lambda: su.get_parallel_threads("kubernetes"),
+        "is_process_alive": lambda: alive(pid),
+        "find_free_port": lambda: cu.find_free_port(20001),
+        "read_last_n_lines_1GiB_n10": lambda: cu.read_last_n_lines(log, 10),
+        "hash_file_sha256_16MiB": lambda: cu.hash_file(blob, "sha256").hexdigest(),
+        "get_max_workers_for_file_mounts": lambda: su.get_max_workers_for_file_mounts(
+            {"/r": dir10k}
+        ),
+        "estimate_fd_for_directory_10k": lambda: estimate(dir10k),
+    }
+
+
+def measure(fn: Callable[[], Any], budget_s: float) -> list[float]:
+    """Per-call times (ns) of batches sized to take about 1 ms each."""
+    fn()
+    start = time.perf_counter_ns()
+    fn()
+    one = max(time.perf_counter_ns() - start, 1)
+    batch = max(1, int(1_000_000 / one))
+    samples: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while time.perf_counter() < deadline or len(samples) < 5:
+        t0 = time.perf_counter_ns()
+        for _ in range(batch):
+            fn()
+        samples.append((time.perf_counter_ns() - t0) / batch)
+    return samples
+
+
+def main() -> None:
+    system, data, budget = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    out = {name: measure(fn, budget) for name, fn in functions(system, data).items()}
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
