@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The python-host checks: formatting, types, every vector on both backends,
-# the trap/limit tests and the wheel test. Expects /work/main/.venv (or
+# the trap/limit tests and the wheel test. Expects the repository's .venv (or
 # $VENV) and src/skyutils_wasm/skyutils.wasm copied from the guest build.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

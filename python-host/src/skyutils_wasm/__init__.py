@@ -10,7 +10,22 @@ from __future__ import annotations
 from . import common_utils, subprocess_utils
 from ._backend import backend_info, set_backend
 from ._config import SETTINGS, Settings, configure
-from ._errors import CapabilityDenied, SandboxError, SandboxMemoryError, SandboxTimeout
+from ._errors import (
+    CapabilityDenied,
+    CapabilityDeniedError,
+    DeadlineExceededError,
+    MemoryLimitExceededError,
+    MissingExportError,
+    OutOfFuelError,
+    OutputTooLargeError,
+    PluginLoadError,
+    SandboxError,
+    SandboxMemoryError,
+    SandboxTimeout,
+    TrapError,
+)
+from ._plugin import Plugin, load
+from ._policy import CAPABILITIES, Policy
 from .common_utils import (
     base36_encode,
     find_free_port,
@@ -31,7 +46,18 @@ from .subprocess_utils import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CAPABILITIES",
     "CapabilityDenied",
+    "CapabilityDeniedError",
+    "DeadlineExceededError",
+    "MemoryLimitExceededError",
+    "MissingExportError",
+    "OutOfFuelError",
+    "OutputTooLargeError",
+    "Plugin",
+    "PluginLoadError",
+    "Policy",
+    "TrapError",
     "SETTINGS",
     "SandboxError",
     "SandboxMemoryError",
@@ -50,6 +76,7 @@ __all__ = [
     "get_parallel_threads",
     "hash_file",
     "is_process_alive",
+    "load",
     "read_last_n_lines",
     "set_backend",
     "subprocess_utils",

@@ -360,6 +360,45 @@ def _string_lift_name(s: _Str) -> str:
     return string_at(s.data, s.size).decode("utf-8")
 
 
+def output_size(v: Val) -> int:
+    """Bytes of strings and byte lists in a result tree (each list element
+    counts one more), as the Rust host's ``OutputSize``; read before lifting."""
+    k = v.kind
+    if k == STRING:
+        return int(v.of.str.size)
+    if k == LIST or k == TUPLE:
+        n = v.of.list.size
+        if not n:
+            return 0
+        data = v.of.list.data
+        if k == LIST and data[0].kind == U8:
+            return int(n)
+        extra = 1 if k == LIST else 0
+        return sum(output_size(data[i]) + extra for i in range(n))
+    if k == RECORD:
+        rec = v.of.record
+        return sum(output_size(rec.data[i].val) for i in range(rec.size))
+    if k == OPTION:
+        p = v.of.option
+        return output_size(p.contents) if p else 0
+    if k == RESULT:
+        p = v.of.result.val
+        return output_size(p.contents) if p else 0
+    if k == VARIANT:
+        p = v.of.variant.val
+        return output_size(p.contents) if p else 0
+    return 0
+
+
+class OutputLimit(Exception):
+    """A result was larger than the caller's limit (``size``, ``limit``)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(size, limit)
+        self.size = size
+        self.limit = limit
+
+
 class FastFunc:
     """One export with its compiled converters; call with a store context."""
 
@@ -376,6 +415,11 @@ class FastFunc:
 
     def __call__(self, ctx: Any, *args: Any) -> Any:
         """Calls the export in the store whose context pointer is ``ctx``."""
+        return self.call(ctx, args, None)
+
+    def call(self, ctx: Any, args: Any, max_output: Any) -> Any:
+        """Calls the export; a result over ``max_output`` bytes (None: no
+        limit) raises :class:`OutputLimit` without being lifted."""
         argv = self._argty()
         keep: Keep = []
         for i, lower in enumerate(self._lowers):
@@ -392,6 +436,10 @@ class FastFunc:
         if lift is None:
             return None
         try:
+            if max_output is not None:
+                size = output_size(out)
+                if size > max_output:
+                    raise OutputLimit(size, max_output)
             return lift(out)
         finally:
             _val_delete(out)

@@ -9,19 +9,76 @@ from typing import Any, Dict, NoReturn, Optional
 
 class SandboxError(RuntimeError):
     """The WebAssembly sandbox failed (trap, deadline, memory cap, refused
-    capability). The next call runs in a fresh instance."""
+    capability). The next call runs in a fresh instance. ``kind`` names the
+    failure as the Rust host's ``Error::kind`` does."""
+
+    kind = "Sandbox"
+
+
+class TrapError(SandboxError):
+    """The component trapped (a panic, a stack overflow, a host error)."""
+
+    kind = "Trap"
 
 
 class SandboxTimeout(SandboxError):
     """A call ran past its deadline (epoch interruption)."""
 
+    kind = "DeadlineExceeded"
+
 
 class SandboxMemoryError(SandboxError, MemoryError):
     """A call needed more linear memory than the cap allows."""
 
+    kind = "MemoryLimitExceeded"
+
+
+class OutOfFuelError(SandboxError):
+    """A metered call used up its fuel budget."""
+
+    kind = "OutOfFuel"
+
+
+class OutputTooLargeError(SandboxError):
+    """A call returned more data than the policy's ``max_output``."""
+
+    kind = "OutputTooLarge"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"call returned {size} bytes, more than the policy's limit of {limit}")
+        self.size = size
+        self.limit = limit
+
+
+class MissingExportError(SandboxError):
+    """The loaded component does not export the interface a call needs."""
+
+    kind = "MissingExport"
+
+    def __init__(self, interface: str) -> None:
+        super().__init__(f"{interface} is not exported by the component")
+        self.interface = interface
+
+
+class PluginLoadError(SandboxError):
+    """A component could not be compiled, loaded or linked."""
+
+    kind = "LoadError"
+
 
 class CapabilityDenied(SandboxError):
     """The host policy refused a capability or a path."""
+
+    kind = "CapabilityDenied"
+
+
+class CapabilityDeniedError(CapabilityDenied, PermissionError):
+    """What is raised for a refused capability or path: a ``CapabilityDenied``
+    that is also a ``PermissionError``."""
+
+
+DeadlineExceededError = SandboxTimeout
+MemoryLimitExceededError = SandboxMemoryError
 
 
 def make_os_error(o: Dict[str, Any]) -> OSError:
@@ -92,5 +149,5 @@ def raise_component_error(err: Any) -> NoReturn:
     if tag in _OS_CASES:
         raise make_os_error(payload)
     if tag == "capability-denied":
-        raise CapabilityDenied(payload)
+        raise CapabilityDeniedError(payload)
     raise SandboxError(f"unknown component error {tag}: {payload!r}")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
+
+from ._errors import CapabilityDeniedError
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,14 @@ def _resolve(absolute: str) -> Tuple[Optional[str], Optional[str]]:
     return None, None
 
 
-def grant(path: str) -> PathGrant:
-    """Resolves ``path`` for one call."""
+def _inside(resolved: str, root: str) -> bool:
+    return resolved == root or resolved.startswith(root.rstrip("/") + "/")
+
+
+def grant(path: str, allowed: Optional[Sequence[str]] = None) -> PathGrant:
+    """Resolves ``path`` for one call. With ``allowed`` (resolved directories)
+    a path resolving outside all of them raises ``CapabilityDeniedError`` and
+    nothing is pre-opened per call (the allowed directories are)."""
     if path == "":
         return PathGrant(path, path, None)
     try:
@@ -52,6 +60,12 @@ def grant(path: str) -> PathGrant:
         guest = resolved.rstrip("/") + "/" + missing
     if path.endswith("/") and not guest.endswith("/") and (not is_dir or missing):
         guest += "/"
+    if allowed is not None:
+        if not any(_inside(resolved, root) for root in allowed):
+            raise CapabilityDeniedError(
+                f"{path!r}: outside the allowed directories ({', '.join(allowed)})"
+            )
+        return PathGrant(path, guest, None)
     needed = resolved if is_dir else (os.path.dirname(resolved) or "/")
     preopen: Optional[str] = needed
     if missing and is_dir:

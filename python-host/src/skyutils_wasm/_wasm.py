@@ -26,18 +26,26 @@ import logging
 import os
 import tempfile
 import threading
+import weakref
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Tuple, Union
+
+import ctypes
 
 import wasmtime
+from wasmtime import _ffi as ffi
 from wasmtime import component as wc
+from wasmtime.component._enter import catch_exceptions
 
 from . import _abi
 from ._config import SETTINGS
-from ._errors import SandboxError, SandboxMemoryError, SandboxTimeout
+from ._errors import MissingExportError, OutOfFuelError, OutputTooLargeError, PluginLoadError
+from ._errors import SandboxError, SandboxMemoryError, SandboxTimeout, TrapError
 from ._errors import raise_component_error
+from ._facts import HostFacts
 from ._grants import PathGrant, display_error, grant, preopen_dirs
+from ._policy import CAPABILITIES, Policy
 
 logger = logging.getLogger("skyutils_wasm")
 
@@ -69,15 +77,52 @@ def _wasmtime_version() -> str:
         return "unknown"
 
 
-class Runtime:
-    """Engine, compiled component, linker and the epoch ticker."""
+_engines: Dict[bool, wasmtime.Engine] = {}
+_engines_lock = threading.Lock()
 
-    def __init__(self, wasm_path: Path = COMPONENT_PATH) -> None:
-        cfg = wasmtime.Config()
-        cfg.epoch_interruption = True
-        cfg.cranelift_opt_level = "speed"
-        self.engine = wasmtime.Engine(cfg)
-        wasm = wasm_path.read_bytes()
+
+def engine(metered: bool = False) -> wasmtime.Engine:
+    """The process-wide engine (epoch interruption; with fuel metering when
+    ``metered``), with its epoch ticker thread. Metered code is slower, so
+    only metered plugins use the metered engine."""
+    with _engines_lock:
+        e = _engines.get(metered)
+        if e is None:
+            cfg = wasmtime.Config()
+            cfg.epoch_interruption = True
+            cfg.cranelift_opt_level = "speed"
+            if metered:
+                cfg.consume_fuel = True
+            e = _engines[metered] = wasmtime.Engine(cfg)
+            _start_ticker(e)
+        return e
+
+
+def _start_ticker(engine: wasmtime.Engine) -> None:
+    def tick() -> None:
+        stop = threading.Event()
+        while not stop.wait(EPOCH_TICK_S):
+            engine.increment_epoch()
+
+    threading.Thread(target=tick, name="skyutils-epoch", daemon=True).start()
+
+
+class Runtime:
+    """Engine, compiled component and a linker whose ``host-facts`` import is
+    gated by ``capabilities``."""
+
+    def __init__(
+        self,
+        wasm: Union[Path, bytes] = COMPONENT_PATH,
+        *,
+        metered: bool = False,
+        capabilities: FrozenSet[str] = CAPABILITIES,
+        facts: Optional[HostFacts] = None,
+    ) -> None:
+        self.metered = metered
+        self.engine = engine(metered)
+        if isinstance(wasm, Path):
+            wasm = wasm.read_bytes()
         self.component_sha256 = hashlib.sha256(wasm).hexdigest()
         self.cache_note = ""
         self.component = self._load(wasm)
@@ -85,16 +130,16 @@ class Runtime:
         self.linker.add_wasip2()
         with self.linker.root() as root:
             with root.add_instance(f"{PKG}/host-facts@{VER}") as hf:
-                _define_host_facts(hf)
-        self._start_ticker()
+                _define_host_facts(hf, capabilities, facts)
 
     def _load(self, wasm: bytes) -> wc.Component:
         d = cache_dir()
         if d is None:
             self.cache_note = "no cache directory"
             return wc.Component(self.engine, wasm)
+        config = _ENGINE_CONFIG_KEY + (";fuel=1" if self.metered else "")
         key = hashlib.sha256(
-            f"wasmtime-{_wasmtime_version()}\0{_ENGINE_CONFIG_KEY}\0{self.component_sha256}".encode()
+            f"wasmtime-{_wasmtime_version()}\0{config}\0{self.component_sha256}".encode()
         ).hexdigest()[:32]
         path = d / f"skyutils-{key}.cwasm"
         if path.is_file():
@@ -120,57 +165,183 @@ class Runtime:
             self.cache_note = f"compiled, cache not writable: {e}"
         return comp
 
-    def _start_ticker(self) -> None:
-        engine = self.engine
-        stop = threading.Event()
-
-        def tick() -> None:
-            while not stop.wait(EPOCH_TICK_S):
-                engine.increment_epoch()
-
-        t = threading.Thread(target=tick, name="skyutils-epoch", daemon=True)
-        t.start()
-        self._ticker = t
-
-    def session(self, preopens: List[str], env: Dict[str, str], cgroup: Optional[str]) -> "Session":
+    def session(
+        self,
+        preopens: List[str],
+        env: Dict[str, str],
+        cgroup: Optional[str],
+        limits: "Limits",
+    ) -> "Session":
         """A new sandbox instance with exactly these read-only grants."""
-        return Session(self, preopens, env, cgroup)
+        return Session(self, preopens, env, cgroup, limits)
 
 
-def _define_host_facts(hf: Any) -> None:
+class Limits:
+    """The per-call limits of the default backend: :data:`SETTINGS`, read at
+    each call (no fuel, no output cap)."""
+
+    fuel: Optional[int] = None
+    max_output: Optional[int] = None
+
+    @property
+    def deadline(self) -> float:
+        return SETTINGS.deadline_s
+
+    @property
+    def memory(self) -> int:
+        return SETTINGS.memory_limit
+
+
+class PolicyLimits(Limits):
+    """The per-call limits of a :class:`Policy`."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.fuel = policy.fuel
+        self.max_output = policy.max_output
+
+    @property
+    def deadline(self) -> float:
+        return self.policy.deadline
+
+    @property
+    def memory(self) -> int:
+        return self.policy.memory
+
+
+def _denied(name: str) -> str:
+    return f"capability '{name}' is not granted by the host policy"
+
+
+def _write_cpu_result(results: Any, value: Any, error: Optional[str]) -> None:
+    """Writes ``result<option<u32>, string>`` (wasmtime-py cannot lower the
+    ``err`` case of that type from Python: the option accepts any value)."""
+    out = results[0]
+    out.kind = ffi.WASMTIME_COMPONENT_RESULT
+    inner = ffi.wasmtime_component_val_t()
+    if error is not None:
+        inner.kind = ffi.WASMTIME_COMPONENT_STRING
+        inner.of.string = ffi.str_to_capi(error)
+        out.of.result.is_ok = False
+    else:
+        inner.kind = ffi.WASMTIME_COMPONENT_OPTION
+        if value is None:
+            inner.of.option = None
+        else:
+            num = ffi.wasmtime_component_val_t()
+            num.kind = ffi.WASMTIME_COMPONENT_U32
+            num.of.u32 = int(value)
+            inner.of.option = ffi.wasmtime_component_val_new(ctypes.byref(num))
+        out.of.result.is_ok = True
+    out.of.result.val = ffi.wasmtime_component_val_new(ctypes.byref(inner))
+
+
+_RAW_FUNCS: Dict[int, Callable[[], Any]] = {}
+_raw_ids = iter(range(1, 1 << 62))
+
+
+@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
+def _raw_cpu_impl(
+    idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any
+) -> Any:
+    def run(_store: Any) -> None:
+        value, error = _RAW_FUNCS[idx or 0]()
+        _write_cpu_result(res, value, error)
+
+    return catch_exceptions(context, run)
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
+def _raw_finalize(idx: Any) -> None:
+    _RAW_FUNCS.pop(idx or 0, None)
+
+
+def _add_raw_cpu_func(hf: Any, name: str, fn: Callable[[], Any]) -> None:
+    idx = next(_raw_ids)
+    _RAW_FUNCS[idx] = fn
+    b = name.encode()
+    err = ffi.wasmtime_component_linker_instance_add_func(
+        hf.ptr(), ctypes.create_string_buffer(b), len(b), _raw_cpu_impl, idx, _raw_finalize
+    )
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
+
+
+def _define_host_facts(
+    hf: Any, capabilities: FrozenSet[str] = CAPABILITIES, source: Optional[HostFacts] = None
+) -> None:
     def facts() -> Any:
-        return SETTINGS.facts
+        return SETTINGS.facts if source is None else source
 
-    hf.add_func("logical-cpu-count", lambda _s: facts().logical_cpu_count())
-    hf.add_func("affinity-cpu-count", lambda _s: facts().affinity_cpu_count())
-    hf.add_func("os-cpu-count", lambda _s: facts().os_cpu_count())
-    hf.add_func("memory-total-bytes", lambda _s: facts().memory_total_bytes())
+    if capabilities >= CAPABILITIES:
+        hf.add_func("logical-cpu-count", lambda _s: facts().logical_cpu_count())
+        hf.add_func("affinity-cpu-count", lambda _s: facts().affinity_cpu_count())
+        hf.add_func("os-cpu-count", lambda _s: facts().os_cpu_count())
+        hf.add_func("memory-total-bytes", lambda _s: facts().memory_total_bytes())
 
-    def nofile(_s: Any) -> Any:
+        def nofile(_s: Any) -> Any:
+            soft, hard = facts().nofile_limit()
+            rec = wc.Record()
+            rec.soft = soft
+            rec.hard = hard
+            return rec
+
+        hf.add_func("nofile-limit", nofile)
+        hf.add_func("pid-exists", lambda _s, pid: bool(facts().pid_exists(pid)))
+        hf.add_func("tcp4-port-bindable", lambda _s, port: bool(facts().tcp4_port_bindable(port)))
+        return
+
+    # Gated: a denied capability answers err(<message>) (a str lowers to the
+    # err case of result<T, string> whenever T does not accept str).
+    def gate(cap: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if cap in capabilities:
+            return fn
+        return lambda *_a: _denied(cap)
+
+    def cpu(method: str) -> Callable[[], Any]:
+        if "cpu" not in capabilities:
+            return lambda: (None, _denied("cpu"))
+        return lambda: (getattr(facts(), method)(), None)
+
+    _add_raw_cpu_func(hf, "logical-cpu-count", cpu("logical_cpu_count"))
+    _add_raw_cpu_func(hf, "affinity-cpu-count", cpu("affinity_cpu_count"))
+    _add_raw_cpu_func(hf, "os-cpu-count", cpu("os_cpu_count"))
+    hf.add_func("memory-total-bytes", gate("memory", lambda _s: facts().memory_total_bytes()))
+
+    def nofile_g(_s: Any) -> Any:
         soft, hard = facts().nofile_limit()
         rec = wc.Record()
         rec.soft = soft
         rec.hard = hard
         return rec
 
-    hf.add_func("nofile-limit", nofile)
-    hf.add_func("pid-exists", lambda _s, pid: bool(facts().pid_exists(pid)))
-    hf.add_func("tcp4-port-bindable", lambda _s, port: bool(facts().tcp4_port_bindable(port)))
+    hf.add_func("nofile-limit", gate("file-limits", nofile_g))
+    hf.add_func("pid-exists", gate("processes", lambda _s, pid: bool(facts().pid_exists(pid))))
+    hf.add_func(
+        "tcp4-port-bindable",
+        gate("network", lambda _s, port: bool(facts().tcp4_port_bindable(port))),
+    )
 
 
 class Session:
     """One store + instance; calls are serialized by a lock."""
 
     def __init__(
-        self, rt: Runtime, preopens: List[str], env: Dict[str, str], cgroup: Optional[str]
+        self,
+        rt: Runtime,
+        preopens: List[str],
+        env: Dict[str, str],
+        cgroup: Optional[str],
+        limits: Limits,
     ) -> None:
         self.rt = rt
+        self.limits = limits
         self.lock = threading.RLock()
         self.dead: Optional[str] = None
         self.stderr = bytearray()
         self.pending_drops: Deque[Any] = collections.deque()
         store = wasmtime.Store(rt.engine)
-        store.set_limits(memory_size=SETTINGS.memory_limit)
+        store.set_limits(memory_size=limits.memory)
         wasi = wasmtime.WasiConfig()
         wasi.env = list(env.items())
         wasi.stderr_custom = self._on_stderr
@@ -185,9 +356,14 @@ class Session:
             except wasmtime.WasmtimeError:
                 pass
         store.set_wasi(wasi)
-        store.set_epoch_deadline(1 << 62)
         self.store = store
-        self.instance = rt.linker.instantiate(store, rt.component)
+        self._arm()
+        try:
+            self.instance = rt.linker.instantiate(store, rt.component)
+        except wasmtime.WasmtimeError as e:
+            if isinstance(e, wasmtime.Trap) or _is_trap(str(e)):
+                raise self._trap(e) from None
+            raise PluginLoadError(f"component could not be instantiated: {e}") from None
         self.ctx = store._context()
         self.funcs: Dict[str, _abi.FastFunc] = {}
 
@@ -195,17 +371,31 @@ class Session:
         if len(self.stderr) < _STDERR_CAP:
             self.stderr += data[: _STDERR_CAP - len(self.stderr)]
 
+    def _arm(self) -> None:
+        """Arms the per-call limits: the deadline and the fuel budget."""
+        limits = self.limits
+        self.store.set_epoch_deadline(int(limits.deadline / EPOCH_TICK_S) + 1)
+        if limits.fuel is not None:
+            self.store.set_fuel(limits.fuel)
+
     def func(self, iface: str, name: str) -> _abi.FastFunc:
         key = f"{iface}#{name}"
         f = self.funcs.get(key)
         if f is None:
             inst, store = self.instance, self.store
-            idx = inst.get_export_index(store, f"{PKG}/{iface}@{VER}")
+            full = f"{PKG}/{iface}@{VER}"
+            idx = inst.get_export_index(store, full)
+            if idx is None:
+                raise MissingExportError(full)
             fidx = inst.get_export_index(store, name, idx)
             raw = inst.get_func(store, fidx) if fidx is not None else None
             if raw is None:
-                raise SandboxError(f"component has no export {iface}/{name}")
-            f = self.funcs[key] = _abi.FastFunc(raw, store)
+                raise MissingExportError(f"{full}#{name}")
+            try:
+                f = _abi.FastFunc(raw, store)
+            except TypeError as e:
+                raise MissingExportError(f"{full}#{name} (unsupported type: {e})") from None
+            self.funcs[key] = f
         return f
 
     def call(self, iface: str, name: str, *args: Any) -> Any:
@@ -214,13 +404,19 @@ class Session:
             if self.dead is not None:
                 raise SandboxError(f"sandbox instance was discarded after: {self.dead}")
             f = self.func(iface, name)
-            self._drop_pending()
-            ticks = int(SETTINGS.deadline_s / EPOCH_TICK_S) + 1
-            self.store.set_epoch_deadline(ticks)
+            if self.pending_drops:
+                self._drop_pending()
+            limits = self.limits
+            self.store.set_epoch_deadline(int(limits.deadline / EPOCH_TICK_S) + 1)
+            if limits.fuel is not None:
+                self.store.set_fuel(limits.fuel)
             try:
-                return f(self.ctx, *args)
+                return f.call(self.ctx, args, limits.max_output)
             except wasmtime.WasmtimeError as e:
                 raise self._trap(e) from None
+            except _abi.OutputLimit as e:
+                self.dead = "output too large"
+                raise OutputTooLargeError(e.size, e.limit) from None
             except BaseException as e:
                 self.dead = f"host error {e!r}"
                 raise
@@ -231,17 +427,22 @@ class Session:
         if "memory allocation of" in said or "out of memory" in said:
             self.dead = "memory cap"
             return SandboxMemoryError(
-                f"sandboxed call exceeded the memory cap of {SETTINGS.memory_limit} bytes"
+                f"sandboxed call exceeded the memory cap of {self.limits.memory} bytes"
             )
         if "interrupt" in text:
             self.dead = "deadline"
             return SandboxTimeout(
-                f"sandboxed call exceeded its deadline of {SETTINGS.deadline_s} s"
+                f"sandboxed call exceeded its deadline of {self.limits.deadline} s"
+            )
+        if "all fuel consumed" in text:
+            self.dead = "fuel"
+            return OutOfFuelError(
+                f"sandboxed call exhausted its fuel budget of {self.limits.fuel} units"
             )
         lines = [ln for ln in said.splitlines() if ln.strip() and not ln.startswith("note: ")]
-        detail = text.splitlines()[0] if text else "trap"
+        detail = _trap_reason(text)
         self.dead = detail
-        return SandboxError(
+        return TrapError(
             f"sandboxed call trapped: {detail}" + (f": {' '.join(lines)}" if lines else "")
         )
 
@@ -258,6 +459,20 @@ class Session:
                 pass
 
 
+def _trap_reason(text: str) -> str:
+    """The cause of a wasmtime error (``wasm trap: ...``), not its backtrace."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "Caused by:" in lines:
+        rest = lines[lines.index("Caused by:") + 1 :]
+        if rest:
+            return rest[-1]
+    return lines[0] if lines else "trap"
+
+
+def _is_trap(text: str) -> bool:
+    return any(w in text for w in ("wasm trap", "interrupt", "all fuel consumed", "unreachable"))
+
+
 def _dir_key(d: str) -> Tuple[str, int, int]:
     st = os.stat(d)
     return (d, st.st_dev, st.st_ino)
@@ -268,13 +483,32 @@ class WasmBackend:
 
     name = "wasm"
 
-    def __init__(self) -> None:
-        self.rt = Runtime()
+    def __init__(self, rt: Optional[Runtime] = None, policy: Optional[Policy] = None) -> None:
+        """The default backend (``SETTINGS``-driven) or, with ``policy``, a
+        plugin's backend: every instance sees the policy's environment and
+        cgroup view, grants follow ``policy.allow_dirs``."""
+        self.rt = Runtime() if rt is None else rt
+        self.policy = policy
+        #: Whether Python-only argument types must stay away from the host
+        #: filesystem (a plugin's policy applies to every path).
+        self.confined = policy is not None
+        self.limits: Limits = Limits() if policy is None else PolicyLimits(policy)
+        self._allowed = None if policy is None else policy.allowed_roots()
         self._lock = threading.Lock()
         self._pure: Optional[Session] = None
         self._system: Dict[Any, Session] = {}
         self._files: "collections.OrderedDict[Any, Session]" = collections.OrderedDict()
-        atexit.register(self._close)
+        if policy is None:
+            atexit.register(self._close)
+        else:
+            ref = weakref.ref(self)
+
+            def close_at_exit() -> None:
+                b = ref()
+                if b is not None:
+                    b._close()
+
+            atexit.register(close_at_exit)
 
     def _close(self) -> None:
         """Frees wasmtime objects before interpreter teardown."""
@@ -294,14 +528,25 @@ class WasmBackend:
             self._system.clear()
             self._files.clear()
 
+    def _new_session(
+        self, preopens: List[str], env: Dict[str, str], cgroup: Optional[str]
+    ) -> Session:
+        return self.rt.session(preopens, env, cgroup, self.limits)
+
     def _pure_session(self) -> Session:
         s = self._pure
         if s is None or s.dead is not None:
-            s = self._pure = self.rt.session([], {}, None)
+            if self.policy is None:
+                s = self._new_session([], {}, None)
+            else:
+                # A plugin sees its policy's environment and cgroups in every
+                # instance (as of the instance's creation).
+                s = self._new_session([], self.policy.guest_env(), self._cgroup()[0])
+            self._pure = s
         return s
 
     def _cgroup(self) -> Tuple[Optional[str], Any]:
-        root = SETTINGS.cgroup_root
+        root = SETTINGS.cgroup_root if self.policy is None else self.policy.cgroup_root
         if root is None:
             return None, None
         try:
@@ -309,8 +554,13 @@ class WasmBackend:
         except OSError:
             return None, None
 
+    def _env(self) -> Dict[str, str]:
+        if self.policy is None:
+            return dict(SETTINGS.pod_env())
+        return self.policy.guest_env()
+
     def _system_session(self) -> Session:
-        env = dict(SETTINGS.pod_env())
+        env = self._env()
         cgroup, ckey = self._cgroup()
         key = (tuple(sorted(env.items())), ckey)
         with self._lock:
@@ -318,21 +568,30 @@ class WasmBackend:
             if s is None or s.dead is not None:
                 if len(self._system) > 8:
                     self._system.clear()
-                s = self._system[key] = self.rt.session([], env, cgroup)
+                s = self._system[key] = self._new_session([], env, cgroup)
             return s
 
     def _file_session(self, grants: List[PathGrant]) -> Session:
-        dirs = preopen_dirs(grants)
+        env: Dict[str, str] = {}
+        cgroup: Optional[str] = None
+        extra: Any = None
+        if self.policy is None:
+            dirs = preopen_dirs(grants)
+        else:
+            env = self.policy.guest_env()
+            cgroup, ckey = self._cgroup()
+            extra = (tuple(sorted(env.items())), ckey)
+            dirs = preopen_dirs(grants) if self._allowed is None else list(self._allowed)
         try:
-            key = tuple(_dir_key(d) for d in dirs)
+            key = (tuple(_dir_key(d) for d in dirs), extra)
         except OSError:
-            return self.rt.session(dirs, {}, None)
+            return self._new_session(dirs, env, cgroup)
         with self._lock:
             s = self._files.get(key)
             if s is not None and s.dead is None:
                 self._files.move_to_end(key)
                 return s
-            s = self._files[key] = self.rt.session(dirs, {}, None)
+            s = self._files[key] = self._new_session(dirs, env, cgroup)
             while len(self._files) > _MAX_FILE_SESSIONS:
                 self._files.popitem(last=False)
             return s
@@ -360,26 +619,26 @@ class WasmBackend:
 
     # -- files ----------------------------------------------------------
     def read_last_n_lines(self, path: str, n: int, chunk: int, errors: str) -> List[str]:
-        g = grant(path)
+        g = grant(path, self._allowed)
         r = self._file_session([g]).call("files", "read-last-n-lines", g.guest, n, chunk, errors)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
     def read_last_n_raw(self, path: str, n: int, chunk: int) -> List[bytes]:
-        g = grant(path)
+        g = grant(path, self._allowed)
         r = self._file_session([g]).call("files", "read-last-n-raw", g.guest, n, chunk)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
     def hash_file(self, path: str, hash_alg: str) -> Any:
         from ._hashobj import WasmHash
 
-        g = grant(path)
+        g = grant(path, self._allowed)
         s = self._file_session([g])
         res = self._ok(s.call("files", "hash-file", g.guest, hash_alg), g)
         info = s.call("files", "[method]hasher.info", res)
         return WasmHash(s, res, info)
 
     def estimate_fd_for_directory(self, path: str) -> int:
-        g = grant(path)
+        g = grant(path, self._allowed)
         r = self._file_session([g]).call("files", "estimate-fd-for-directory", g.guest)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
@@ -399,7 +658,7 @@ class WasmBackend:
     def get_max_workers_for_file_mounts(
         self, mounts: List[Tuple[str, str]], cloud_str: Optional[str]
     ) -> Tuple[int, Optional[str]]:
-        grants = [grant(src) for _, src in mounts]
+        grants = [grant(src, self._allowed) for _, src in mounts]
         pairs = [(dst, g.guest) for (dst, _), g in zip(mounts, grants)]
         r = self._file_session(grants).call(
             "system", "get-max-workers-for-file-mounts", pairs, cloud_str

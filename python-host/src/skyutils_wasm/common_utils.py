@@ -39,6 +39,24 @@ def _fspath(p: Any) -> Any:
     return os.fspath(p) if isinstance(p, os.PathLike) else p
 
 
+def _confined_path(path: Any) -> str:
+    """A path for a plugin, whose policy covers every file access: Python-only
+    path types are refused instead of being opened by the host."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str):
+        raise TypeError(f"expected str, bytes or os.PathLike object, not {type(path).__name__}")
+    if "\x00" in path:
+        raise ValueError("embedded null byte")
+    return path
+
+
+def _confined_int(v: Any) -> int:
+    if not isinstance(v, int):
+        raise TypeError(f"'{type(v).__name__}' object cannot be interpreted as an integer")
+    return int(v)
+
+
 def read_last_n_lines(
     file_path: str,
     n: int,
@@ -47,7 +65,16 @@ def read_last_n_lines(
     errors: str = "replace",
 ) -> List[str]:
     """The last ``n`` lines of a file, read backwards in ``chunk_size`` blocks."""
+    return _read_last_n_lines(_backend.get(), file_path, n, chunk_size, encoding, errors)
+
+
+def _read_last_n_lines(
+    b: Any, file_path: Any, n: Any, chunk_size: Any, encoding: str, errors: str
+) -> List[str]:
     file_path = _fspath(file_path)
+    if getattr(b, "confined", False):
+        file_path = _confined_path(file_path)
+        n, chunk_size = _confined_int(n), _confined_int(chunk_size)
     if (
         not isinstance(file_path, str)
         or not isinstance(n, int)
@@ -57,7 +84,6 @@ def read_last_n_lines(
         # Python-only argument types: upstream's exact operations.
         return decode_pieces(_py_read_last_n_raw(file_path, n, chunk_size), encoding, errors)
     n, chunk = _clamp(int(n)), _clamp(int(chunk_size))
-    b = _backend.get()
     if encoding == "utf-8" and errors in ("strict", "replace", "ignore"):
         return b.read_last_n_lines(file_path, n, chunk, errors)  # type: ignore[no-any-return]
     codecs.lookup(encoding)
@@ -67,38 +93,57 @@ def read_last_n_lines(
 def hash_file(path: str, hash_alg: str) -> Any:
     """The live hash object of a file's content (``hexdigest()``, ``digest()``,
     ``update()``, ``copy()``, ``name``, ``digest_size``, ``block_size``)."""
+    return _hash_file(_backend.get(), path, hash_alg)
+
+
+def _hash_file(b: Any, path: Any, hash_alg: Any) -> Any:
     path = _fspath(path)
+    if getattr(b, "confined", False):
+        path = _confined_path(path)
+        if not isinstance(hash_alg, str):
+            raise TypeError(f"hash_alg must be str, not {type(hash_alg).__name__}")
     if not isinstance(path, str) or not isinstance(hash_alg, str) or "\x00" in path:
         return _PY.hash_file(path, hash_alg)
-    return _backend.get().hash_file(path, hash_alg)
+    return b.hash_file(path, hash_alg)
 
 
 def find_free_port(start_port: int) -> int:
     """The first port from ``start_port`` to 65534 that can be bound."""
+    return _find_free_port(_backend.get(), start_port)
+
+
+def _find_free_port(b: Any, start_port: Any) -> int:
     if not isinstance(start_port, int):
         range(start_port, 65535)  # raises upstream's TypeError
         start_port = operator.index(start_port)
     v = int(start_port)
     if v >= 65535:
         raise OSError("No free ports available.")
-    return _backend.get().find_free_port(max(v, -1))  # type: ignore[no-any-return]
+    return b.find_free_port(max(v, -1))  # type: ignore[no-any-return]
 
 
 def base36_encode(hex_str: str) -> str:
     """``int(hex_str, 16)`` in base 36, lowercase."""
+    return _base36_encode(_backend.get(), hex_str)
+
+
+def _base36_encode(b: Any, hex_str: Any) -> str:
     if isinstance(hex_str, str) and "\x00" not in hex_str:
         try:
             hex_str.encode("utf-8")
         except UnicodeEncodeError:
             return _PY.base36_encode(hex_str)
-        return _backend.get().base36_encode(str(hex_str))  # type: ignore[no-any-return]
+        return b.base36_encode(str(hex_str))  # type: ignore[no-any-return]
     return _PY.base36_encode(hex_str)
 
 
 def format_float(num: Union[float, int], precision: int = 1) -> str:
     """Fixed-notation text of ``num`` (ints verbatim, integral floats without
     a fraction, others with ``precision`` digits)."""
-    b = _backend.get()
+    return _format_float(_backend.get(), num, precision)
+
+
+def _format_float(b: Any, num: Any, precision: Any) -> str:
     if isinstance(num, int):
         if _is_int(num) and _fits(num):
             return b.format_float(num, 0)  # type: ignore[no-any-return]
@@ -118,12 +163,16 @@ def format_float(num: Union[float, int], precision: int = 1) -> str:
 
 def truncate_long_string(s: str, max_length: int = 35, truncate_middle: bool = False) -> str:
     """``s`` shortened to about ``max_length`` code points with ``...``."""
+    return _truncate_long_string(_backend.get(), s, max_length, truncate_middle)
+
+
+def _truncate_long_string(b: Any, s: Any, max_length: Any, truncate_middle: Any) -> str:
     if isinstance(s, str) and _is_int(max_length) and _fits(max_length) and "\x00" not in s:
         try:
             s.encode("utf-8")
         except UnicodeEncodeError:
             return _PY.truncate_long_string(s, max_length, truncate_middle)
-        return _backend.get().truncate_long_string(  # type: ignore[no-any-return]
+        return b.truncate_long_string(  # type: ignore[no-any-return]
             str(s), max_length, bool(truncate_middle)
         )
     return _PY.truncate_long_string(s, max_length, truncate_middle)

@@ -15,7 +15,7 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import _backend
-from .common_utils import _fits
+from .common_utils import _confined_path, _fits
 
 import logging
 
@@ -42,7 +42,11 @@ def _cloud_arg(cloud_str: Any) -> Optional[str]:
 
 def get_parallel_threads(cloud_str: Optional[str] = None) -> int:
     """``max(4, cpu_count - 1)``, times 4 for Kubernetes."""
-    return _backend.get().get_parallel_threads(_cloud_arg(cloud_str))  # type: ignore[no-any-return]
+    return _get_parallel_threads(_backend.get(), cloud_str)
+
+
+def _get_parallel_threads(b: Any, cloud_str: Any) -> int:
+    return b.get_parallel_threads(_cloud_arg(cloud_str))  # type: ignore[no-any-return]
 
 
 def _source(v: Any) -> str:
@@ -63,6 +67,10 @@ def get_max_workers_for_file_mounts(
     common_file_mounts: Dict[str, str], cloud_str: Optional[str] = None
 ) -> int:
     """Worker count for syncing file mounts under the open-file limit."""
+    return _get_max_workers_for_file_mounts(_backend.get(), common_file_mounts, cloud_str)
+
+
+def _get_max_workers_for_file_mounts(b: Any, common_file_mounts: Any, cloud_str: Any) -> int:
     values = common_file_mounts.values()  # upstream's AttributeError for non-dicts
     mounts: List[Tuple[str, str]] = [
         (k if isinstance(k, str) else "", _source(v))
@@ -73,7 +81,7 @@ def get_max_workers_for_file_mounts(
         cloud_error: Optional[BaseException] = None
     except Exception as e:  # noqa: BLE001 - re-raised after the scan, as upstream
         cloud, cloud_error = None, e
-    count, warning = _backend.get().get_max_workers_for_file_mounts(mounts, cloud)
+    count, warning = b.get_max_workers_for_file_mounts(mounts, cloud)
     if warning is not None:
         global _low_fd_warning_shown
         with _warn_lock:
@@ -89,6 +97,10 @@ def get_max_workers_for_file_mounts(
 
 def is_process_alive(pid: int) -> bool:
     """Whether a process with this pid exists (zombies and thread ids count)."""
+    return _is_process_alive(_backend.get(), pid)
+
+
+def _is_process_alive(b: Any, pid: Any) -> bool:
     if type(pid) is bool:
         return False
     if not isinstance(pid, int):
@@ -102,10 +114,16 @@ def is_process_alive(pid: int) -> bool:
         if v < 0:
             raise ValueError(f"pid must be a positive integer (got {pid})")
         return False
-    return _backend.get().is_process_alive(v)  # type: ignore[no-any-return]
+    return b.is_process_alive(v)  # type: ignore[no-any-return]
 
 
 def estimate_fd_for_directory(path: str) -> int:
     """5 x the number of entries of a directory (not recursive)."""
+    return _estimate_fd_for_directory(_backend.get(), path)
+
+
+def _estimate_fd_for_directory(b: Any, path: Any) -> int:
     path = os.fspath(path)
-    return _backend.get().estimate_fd_for_directory(path)  # type: ignore[no-any-return]
+    if getattr(b, "confined", False):
+        path = _confined_path(path)
+    return b.estimate_fd_for_directory(path)  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""Runs inside /work/main/.venv-oracle (skypilot 0.14.1): evaluates pickled
+"""Runs inside the repository's .venv-oracle (skypilot 0.14.1): evaluates pickled
 cases with the real functions and pickles the outcomes to stdout."""
 
 import os

@@ -1,12 +1,12 @@
 """Differential test against the real SkyPilot 0.14.1.
 
-Creates /work/main/.venv-oracle (skypilot==0.14.1 + psutil) when missing,
+Creates .venv-oracle (skypilot==0.14.1 + psutil) when missing,
 generates seeded random inputs for base36_encode, format_float,
 truncate_long_string, the env-driven paths of get_cpu_count and
 get_mem_size_gb, and fixture files for read_last_n_lines and hash_file, and
 compares results (exceptions by class and message) for both backends.
 
-    /work/main/.venv/bin/python python-host/tests/oracle/run_oracle.py [N] [SEED]
+    .venv/bin/python python-host/tests/oracle/run_oracle.py [N] [SEED]
 """
 
 from __future__ import annotations
