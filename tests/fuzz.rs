@@ -115,7 +115,7 @@ proptest! {
         for (k, v) in [("SKYPILOT_POD_CPU_CORE_LIMIT", &cpu), ("SKYPILOT_POD_MEMORY_GB_LIMIT", &gb), ("SKYPILOT_POD_MEMORY_BYTES_LIMIT", &bytes)] {
             if let Some(v) = v { env.push((k.to_string(), v.clone())); }
         }
-        let facts = FixedFacts { logical, total };
+        let facts = FixedFacts::simple(logical, total);
         let component = Utils::new(Policy { env_override: Some(env.clone()), cgroup_root: None, ..Policy::default() })
             .unwrap()
             .with_facts(Arc::new(facts));
@@ -131,6 +131,92 @@ proptest! {
 struct FixedFacts {
     logical: Option<u32>,
     total: u64,
+    soft: Option<u64>,
+    busy_modulo: u16,
+}
+
+impl FixedFacts {
+    fn simple(logical: Option<u32>, total: u64) -> Self {
+        FixedFacts {
+            logical,
+            total,
+            soft: Some(1024),
+            busy_modulo: 0,
+        }
+    }
+    fn soft_limit(&self) -> Limit {
+        self.soft.map_or(Limit::Unlimited, Limit::Finite)
+    }
+    fn bindable(&self, port: u16) -> bool {
+        self.busy_modulo == 0 || !port.is_multiple_of(self.busy_modulo)
+    }
+}
+
+fn component_with(facts: FixedFacts) -> Utils {
+    Utils::new(Policy {
+        env_override: Some(vec![]),
+        cgroup_root: None,
+        ..Policy::default()
+    })
+    .unwrap()
+    .with_facts(Arc::new(facts))
+}
+
+fn native_with<'a>(facts: &'a FixedFacts, env: &'a dyn Fn(&str) -> Option<String>) -> Context<'a> {
+    Context {
+        facts,
+        env,
+        cgroup_root: PathBuf::from("/nonexistent-cgroup"),
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn find_free_port_agrees(start in prop_oneof![-10i64..100, 65500i64..66000, any::<i64>()], busy in 0u16..5) {
+        let facts = FixedFacts { busy_modulo: busy, ..FixedFacts::simple(Some(2), 1) };
+        prop_assert_eq!(call(component_with(facts).find_free_port(start)), native_with(&facts, &no_env).find_free_port(start));
+    }
+
+    #[test]
+    fn parallel_threads_and_pids_agree(cloud in prop::option::of(prop_oneof![tricky_text(), Just("Kubernetes".to_string()), Just("\u{212a}ubernetes".to_string())]),
+                                       cpus in prop::option::of(0u32..2000), pid in any::<i64>()) {
+        let facts = FixedFacts::simple(cpus, 1);
+        let (component, native) = (component_with(facts), native_with(&facts, &no_env));
+        prop_assert_eq!(call(component.get_parallel_threads(cloud.as_deref())), native.get_parallel_threads(cloud.as_deref()));
+        prop_assert_eq!(call(component.is_process_alive(pid)), native.is_process_alive(pid));
+    }
+
+    #[test]
+    fn directory_functions_agree(sizes in prop::collection::vec(0usize..40, 1..4), soft in prop::option::of(0u64..5000),
+                                 picks in prop::collection::vec(0usize..6, 0..5), cpus in 1u32..64) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sources = vec![tmp.path().join("missing").to_str().unwrap().to_string(), "s3://bucket/x".to_string()];
+        for (d, size) in sizes.iter().enumerate() {
+            let dir = tmp.path().join(format!("d{d}"));
+            std::fs::create_dir(&dir).unwrap();
+            for i in 0..*size {
+                std::fs::write(dir.join(format!("f{i}")), b"").unwrap();
+            }
+            sources.push(dir.to_str().unwrap().to_string());
+        }
+        std::fs::write(tmp.path().join("file.txt"), b"x").unwrap();
+        sources.push(tmp.path().join("file.txt").to_str().unwrap().to_string());
+        let facts = FixedFacts { soft, ..FixedFacts::simple(Some(cpus), 1) };
+        let (component, native) = (component_with(facts), native_with(&facts, &no_env));
+        for source in &sources {
+            prop_assert_eq!(call(component.estimate_fd_for_directory(source)), files::estimate_fd_for_directory(source));
+        }
+        let mounts: Vec<(String, String)> = picks.iter().map(|&i| (format!("/dst{i}"), sources[i % sources.len()].clone())).collect();
+        skyutils::reset_low_fd_warning();
+        let got = call(component.get_max_workers_for_file_mounts(&mounts, None)).map(|w| (w.count, w.warning));
+        prop_assert_eq!(got, native.get_max_workers_for_file_mounts(&mounts, None));
+    }
 }
 
 impl Facts for FixedFacts {
@@ -147,13 +233,13 @@ impl Facts for FixedFacts {
         Ok(self.total)
     }
     fn nofile_limit(&self) -> skyutils_guest::Result<(Limit, Limit)> {
-        Ok((Limit::Finite(1024), Limit::Unlimited))
+        Ok((self.soft_limit(), Limit::Unlimited))
     }
     fn pid_exists(&self, pid: u32) -> skyutils_guest::Result<bool> {
         Ok(pid == 1)
     }
-    fn tcp4_port_bindable(&self, _port: u16) -> skyutils_guest::Result<bool> {
-        Ok(true)
+    fn tcp4_port_bindable(&self, port: u16) -> skyutils_guest::Result<bool> {
+        Ok(self.bindable(port))
     }
 }
 
@@ -171,12 +257,12 @@ impl skyutils::HostFacts for FixedFacts {
         Ok(self.total)
     }
     fn nofile_limit(&self) -> Result<(Limit, Limit), String> {
-        Ok((Limit::Finite(1024), Limit::Unlimited))
+        Ok((self.soft_limit(), Limit::Unlimited))
     }
     fn pid_exists(&self, pid: u32) -> Result<bool, String> {
         Ok(pid == 1)
     }
-    fn tcp4_port_bindable(&self, _port: u16) -> Result<bool, String> {
-        Ok(true)
+    fn tcp4_port_bindable(&self, port: u16) -> Result<bool, String> {
+        Ok(self.bindable(port))
     }
 }

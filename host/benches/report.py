@@ -124,6 +124,9 @@ def main() -> int:
         text.append(notes.read_text())
     text.append("\n## Python host (`python-host/benchmarks/`)\n")
     text.append(table(py) if py else "_Python benchmarks not run in this report._\n")
+    py_notes = ROOT / "python-host" / "benchmarks" / "NOTES.md"
+    if py_notes.exists():
+        text.append(py_notes.read_text())
     (ROOT / "BENCHMARKS.md").write_text("\n".join(text))
     print((ROOT / "BENCHMARKS.md").read_text())
     return 0

@@ -69,6 +69,23 @@ def set_backend(name: str) -> None:
         _reason = "set by set_backend()"
 
 
+def _after_fork_in_child() -> None:
+    """A forked child cannot use a wasm runtime created before the fork:
+    libwasmtime's filesystem worker threads do not survive ``fork()`` and its
+    calls would hang. Such a child switches to the pure-Python backend."""
+    global _lock, _active, _reason
+    _lock = threading.Lock()
+    if _backends.pop("wasm", None) is not None:
+        _active = load("python")
+        _reason = (
+            "forked from a process that used the wasm backend "
+            "(wasmtime's worker threads do not survive fork)"
+        )
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def backend_info() -> Dict[str, Any]:
     """Which backend is active and why (plus wasm runtime details)."""
     b = get()
