@@ -1,6 +1,8 @@
 //! CPython's number parsing rules (`float(str)`, `int(str)`, `int(str, 16)`),
 //! its whitespace sets, `str.strip()` / `str.split()` and `int(float)`.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::unicode_tables::{DECIMAL_ZEROS, PY_WHITESPACE};
 
@@ -34,7 +36,10 @@ pub fn decimal_value(c: char) -> Option<u32> {
 /// CPython's pre-transform of number strings: non-ASCII whitespace becomes a
 /// space, non-ASCII decimal digits become ASCII digits, any other non-ASCII
 /// character fails. The result is stripped of ASCII whitespace.
-fn pretransform(s: &str) -> Option<String> {
+fn pretransform(s: &str) -> Option<Cow<'_, str>> {
+    if s.is_ascii() {
+        return Some(Cow::Borrowed(s.trim_matches(is_ascii_space)));
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_ascii() {
@@ -45,30 +50,39 @@ fn pretransform(s: &str) -> Option<String> {
             out.push(char::from_digit(decimal_value(c)?, 10)?);
         }
     }
-    Some(out.trim_matches(is_ascii_space).to_string())
+    Some(Cow::Owned(out.trim_matches(is_ascii_space).to_string()))
 }
 
 /// Consumes a digit part (`D` or `D_D...`) of `radix` at the start of `s`;
 /// returns the digits without underscores and the rest, or none when `s` does
 /// not start with a valid digit part.
-fn digit_part(s: &str, radix: u32) -> Option<(String, &str)> {
+fn digit_part(s: &str, radix: u32) -> Option<(Cow<'_, str>, &str)> {
     let bytes = s.as_bytes();
-    let mut digits = String::new();
     let mut i = 0;
+    let mut underscores = false;
     loop {
         match bytes.get(i) {
-            Some(&b) if (b as char).is_digit(radix) => {
-                digits.push(b as char);
-                i += 1;
-            }
-            Some(b'_') if !digits.is_empty() => match bytes.get(i + 1) {
-                Some(&n) if (n as char).is_digit(radix) => i += 1,
+            Some(&b) if (b as char).is_digit(radix) => i += 1,
+            Some(b'_') if i > 0 => match bytes.get(i + 1) {
+                Some(&n) if (n as char).is_digit(radix) => {
+                    underscores = true;
+                    i += 1;
+                }
                 _ => return None,
             },
             _ => break,
         }
     }
-    (!digits.is_empty()).then(|| (digits, &s[i..]))
+    if i == 0 {
+        return None;
+    }
+    let digits = &s[..i];
+    let digits = if underscores {
+        Cow::Owned(digits.replace('_', ""))
+    } else {
+        Cow::Borrowed(digits)
+    };
+    Some((digits, &s[i..]))
 }
 
 fn split_sign(s: &str) -> (bool, &str) {
@@ -159,9 +173,15 @@ pub fn parse_int(s: &str) -> Option<PyInt> {
 
 /// Python's `int(s, 16)` for a `str`: the sign and the hex digits (no prefix,
 /// no underscores, as written), or none when it raises.
-pub fn parse_hex(s: &str) -> Option<(bool, String)> {
-    let t = pretransform(s)?;
-    let (negative, body) = split_sign(&t);
+pub fn parse_hex(s: &str) -> Option<(bool, Cow<'_, str>)> {
+    match pretransform(s)? {
+        Cow::Borrowed(t) => parse_hex_ascii(t),
+        Cow::Owned(t) => parse_hex_ascii(&t).map(|(neg, d)| (neg, Cow::Owned(d.into_owned()))),
+    }
+}
+
+fn parse_hex_ascii(t: &str) -> Option<(bool, Cow<'_, str>)> {
+    let (negative, body) = split_sign(t);
     let body = match body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
         Some(after) => after.strip_prefix('_').unwrap_or(after),
         None => body,
@@ -268,9 +288,9 @@ mod tests {
         );
         assert!(parse_int("1.5e9").is_none());
         assert!(parse_int("0x10").is_none());
-        assert_eq!(parse_hex("0x_f"), Some((false, "f".into())));
-        assert_eq!(parse_hex("-0X1_F"), Some((true, "1F".into())));
-        assert_eq!(parse_hex("٠x1f"), Some((false, "1f".into())));
+        assert_eq!(parse_hex("0x_f"), Some((false, Cow::from("f"))));
+        assert_eq!(parse_hex("-0X1_F"), Some((true, Cow::from("1F"))));
+        assert_eq!(parse_hex("٠x1f"), Some((false, Cow::from("1f"))));
         for bad in [
             "0x", "0x__f", "0_x1", "_ff", "ff_", "0x-1", "- 1", "ｆｆ", "\x1cff",
         ] {

@@ -32,12 +32,22 @@ pub fn base36_encode(hex_str: &str) -> Result<String> {
     if significant.len() <= 32 {
         // Fast path (every caller passes 32 hex digits): the value fits a
         // u128, converted with 64-bit divisions only, which wasm has natively.
-        return Ok(base36_u128(
-            u128::from_str_radix(significant, 16).expect("validated hex digits"),
-        ));
+        return Ok(base36_u128(hex_u128(significant)));
     }
     let value = BigUint::parse_bytes(significant.as_bytes(), 16).expect("validated hex digits");
     Ok(value.to_str_radix(36))
+}
+
+/// The value of at most 32 validated hex digits (no 128-bit multiplication,
+/// which wasm would emulate).
+fn hex_u128(digits: &str) -> u128 {
+    let (mut hi, mut lo) = (0u64, 0u64);
+    for b in digits.bytes() {
+        let d = (b as char).to_digit(16).expect("validated hex digit");
+        hi = (hi << 4) | (lo >> 60);
+        lo = (lo << 4) | u64::from(d);
+    }
+    (u128::from(hi) << 64) | u128::from(lo)
 }
 
 /// `value` (non-zero) in base 36: 32-bit limbs divided by 36^6 per pass.
