@@ -273,19 +273,18 @@ def _define_host_facts(
     def facts() -> Any:
         return SETTINGS.facts if source is None else source
 
+    def nofile(_s: Any) -> Any:
+        soft, hard = facts().nofile_limit()
+        rec = wc.Record()
+        rec.soft = soft
+        rec.hard = hard
+        return rec
+
     if capabilities >= CAPABILITIES:
         hf.add_func("logical-cpu-count", lambda _s: facts().logical_cpu_count())
         hf.add_func("affinity-cpu-count", lambda _s: facts().affinity_cpu_count())
         hf.add_func("os-cpu-count", lambda _s: facts().os_cpu_count())
         hf.add_func("memory-total-bytes", lambda _s: facts().memory_total_bytes())
-
-        def nofile(_s: Any) -> Any:
-            soft, hard = facts().nofile_limit()
-            rec = wc.Record()
-            rec.soft = soft
-            rec.hard = hard
-            return rec
-
         hf.add_func("nofile-limit", nofile)
         hf.add_func("pid-exists", lambda _s, pid: bool(facts().pid_exists(pid)))
         hf.add_func("tcp4-port-bindable", lambda _s, port: bool(facts().tcp4_port_bindable(port)))
@@ -308,14 +307,7 @@ def _define_host_facts(
     _add_raw_cpu_func(hf, "os-cpu-count", cpu("os_cpu_count"))
     hf.add_func("memory-total-bytes", gate("memory", lambda _s: facts().memory_total_bytes()))
 
-    def nofile_g(_s: Any) -> Any:
-        soft, hard = facts().nofile_limit()
-        rec = wc.Record()
-        rec.soft = soft
-        rec.hard = hard
-        return rec
-
-    hf.add_func("nofile-limit", gate("file-limits", nofile_g))
+    hf.add_func("nofile-limit", gate("file-limits", nofile))
     hf.add_func("pid-exists", gate("processes", lambda _s, pid: bool(facts().pid_exists(pid))))
     hf.add_func(
         "tcp4-port-bindable",
