@@ -72,6 +72,14 @@ pub struct Utils {
     warm: Mutex<Vec<Warm>>,
 }
 
+/// Whether a call's instance sees the cgroup tree: only `get_cpu_count` and
+/// `get_mem_size_gb` read it, so only they get the preopen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cgroups {
+    Hidden,
+    Visible,
+}
+
 /// A live instance kept for pure calls, with its `text` exports looked up
 /// (and type-checked) once.
 struct Warm {
@@ -150,13 +158,13 @@ impl Utils {
         &self.policy
     }
 
-    fn store(&self, grants: &[PathGrant]) -> Result<Store<CallState>, Error> {
+    fn store(&self, grants: &[PathGrant], cgroups: Cgroups) -> Result<Store<CallState>, Error> {
         let mut wasi = WasiCtx::builder();
         wasi.allow_blocking_current_thread(true);
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         wasi.stderr(stderr.clone());
         wasi.envs(&self.policy.guest_env());
-        if let Some(root) = &self.policy.cgroup_root {
+        if let (Some(root), Cgroups::Visible) = (&self.policy.cgroup_root, cgroups) {
             // No cgroup tree (e.g. not Linux) simply means "no cgroup limit".
             let _ = wasi.preopened_dir(root, "/sys/fs/cgroup", FsPerms::ReadOnly);
         }
@@ -233,7 +241,7 @@ impl Utils {
         let mut warm = match pooled {
             Some(warm) => warm,
             None => {
-                let mut store = self.store(&[])?;
+                let mut store = self.store(&[], Cgroups::Hidden)?;
                 let exports = self.instantiate(&mut store)?;
                 let text = exports.text(&mut store).map_err(|e| self.trap(e, &store))?;
                 Warm { store, text }
@@ -254,9 +262,10 @@ impl Utils {
     fn call<T: OutputSize>(
         &self,
         grants: &[PathGrant],
+        cgroups: Cgroups,
         f: impl FnOnce(&Exports, &mut Store<CallState>) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
-        let mut store = self.store(grants)?;
+        let mut store = self.store(grants, cgroups)?;
         let exports = self.instantiate(&mut store)?;
         let result = f(&exports, &mut store).map_err(|e| self.trap(e, &store))?;
         self.bounded(result)
@@ -321,7 +330,7 @@ impl Utils {
         errors: DecodeErrors,
     ) -> Result<Vec<String>, Error> {
         let g = self.grant(file_path)?;
-        let result = self.call(std::slice::from_ref(&g), |b, s| {
+        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |b, s| {
             b.files(s)?
                 .call_read_last_n_lines(s, &g.guest, n, chunk_size, errors)
         })?;
@@ -336,7 +345,7 @@ impl Utils {
         chunk_size: i64,
     ) -> Result<Vec<Vec<u8>>, Error> {
         let g = self.grant(file_path)?;
-        let result = self.call(std::slice::from_ref(&g), |b, s| {
+        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |b, s| {
             b.files(s)?.call_read_last_n_raw(s, &g.guest, n, chunk_size)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
@@ -365,7 +374,7 @@ impl Utils {
         length: Option<u32>,
     ) -> Result<FileHash, Error> {
         let g = self.grant(path)?;
-        let result = self.call(std::slice::from_ref(&g), |b, s| {
+        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |b, s| {
             let files = b.files(&mut *s)?;
             let hasher: ResourceAny = match files.call_hash_file(&mut *s, &g.guest, hash_alg)? {
                 Ok(h) => h,
@@ -388,7 +397,9 @@ impl Utils {
 
     /// `find_free_port(start_port)`.
     pub fn find_free_port(&self, start_port: i64) -> Result<u32, Error> {
-        Ok(self.call(&[], |b, s| b.system(s)?.call_find_free_port(s, start_port))??)
+        Ok(self.call(&[], Cgroups::Hidden, |b, s| {
+            b.system(s)?.call_find_free_port(s, start_port)
+        })??)
     }
 
     /// `base36_encode(hex_str)`.
@@ -414,24 +425,30 @@ impl Utils {
     /// `get_cpu_count()`: integral, possibly beyond 64 bits; `None` when the
     /// host cannot tell.
     pub fn get_cpu_count(&self) -> Result<Option<f64>, Error> {
-        Ok(self.call(&[], |b, s| b.system(s)?.call_get_cpu_count(s))??)
+        Ok(self.call(&[], Cgroups::Visible, |b, s| {
+            b.system(s)?.call_get_cpu_count(s)
+        })??)
     }
 
     /// `get_mem_size_gb()` in GiB.
     pub fn get_mem_size_gb(&self) -> Result<f64, Error> {
-        Ok(self.call(&[], |b, s| b.system(s)?.call_get_mem_size_gb(s))??)
+        Ok(self.call(&[], Cgroups::Visible, |b, s| {
+            b.system(s)?.call_get_mem_size_gb(s)
+        })??)
     }
 
     /// `get_parallel_threads(cloud_str)`.
     pub fn get_parallel_threads(&self, cloud_str: Option<&str>) -> Result<i64, Error> {
-        Ok(self.call(&[], |b, s| {
+        Ok(self.call(&[], Cgroups::Hidden, |b, s| {
             b.system(s)?.call_get_parallel_threads(s, cloud_str)
         })??)
     }
 
     /// `is_process_alive(pid)`.
     pub fn is_process_alive(&self, pid: i64) -> Result<bool, Error> {
-        Ok(self.call(&[], |b, s| b.system(s)?.call_is_process_alive(s, pid))??)
+        Ok(self.call(&[], Cgroups::Hidden, |b, s| {
+            b.system(s)?.call_is_process_alive(s, pid)
+        })??)
     }
 
     /// `get_max_workers_for_file_mounts(common_file_mounts, cloud_str)`; the
@@ -450,7 +467,7 @@ impl Utils {
             .zip(&grants)
             .map(|((dst, _), g)| (dst.clone(), g.guest.clone()))
             .collect();
-        let result = self.call(&grants, |b, s| {
+        let result = self.call(&grants, Cgroups::Hidden, |b, s| {
             b.system(s)?
                 .call_get_max_workers_for_file_mounts(s, &mounts, cloud_str)
         })?;
@@ -470,7 +487,7 @@ impl Utils {
     /// `estimate_fd_for_directory(path)`.
     pub fn estimate_fd_for_directory(&self, path: &str) -> Result<u64, Error> {
         let g = self.grant(path)?;
-        let result = self.call(std::slice::from_ref(&g), |b, s| {
+        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |b, s| {
             b.files(s)?.call_estimate_fd_for_directory(s, &g.guest)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))

@@ -69,7 +69,8 @@ pub struct Policy {
     pub env_override: Option<Vec<(String, String)>>,
     /// Granted host capabilities. Default: all.
     pub capabilities: Vec<Capability>,
-    /// Host directory pre-opened read-only at `/sys/fs/cgroup`; `None` hides
+    /// Host directory pre-opened read-only at `/sys/fs/cgroup` for the calls
+    /// that read cgroups (`get_cpu_count`, `get_mem_size_gb`); `None` hides
     /// cgroups (every cgroup read fails: "no limit").
     pub cgroup_root: Option<PathBuf>,
     /// Wall-clock limit per call (epoch interruption).
