@@ -1,8 +1,10 @@
 //! Native host for the skyutils WebAssembly component.
 //!
 //! [`Utils`] runs SkyPilot's twelve utility functions inside the sandboxed
-//! component: each call gets a fresh instance whose filesystem, environment,
-//! host capabilities, memory and wall-clock time are limited by a [`Policy`].
+//! component: calls that touch files or host facts get a fresh instance each
+//! (the pure text functions reuse warm ones), and every instance's
+//! filesystem, environment, host capabilities, memory and wall-clock time
+//! are limited by a [`Policy`].
 //!
 //! ```no_run
 //! let utils = skyutils::Utils::new(skyutils::Policy::default())?;
