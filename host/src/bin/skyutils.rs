@@ -211,12 +211,8 @@ fn run(cli: &Cli, utils: &Utils) -> Result<Output, Error> {
                 Errors::Ignore => DecodeErrors::Ignore,
             };
             let lines = utils.read_last_n_lines_with(file, *n, *chunk_size, errors)?;
-            let mut text: String = lines.concat();
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            let text = text.strip_suffix('\n').unwrap_or(&text).to_string();
-            out(text, json!(lines))
+            // Every line but the last ends in '\n'; the last never does.
+            out(lines.concat(), json!(lines))
         }
         Command::HashFile {
             file,
