@@ -24,6 +24,7 @@ $(VENV)/.stamp: python-host/requirements-dev.txt
 component: setup
 	$(CARGO) build --locked -p skyutils-guest --target wasm32-wasip2 --profile wasm --target-dir target/guest
 	@mkdir -p $(dir $(PYWASM)) && cp $(WASM) $(PYWASM)
+	@cd $(dir $(PYWASM)) && sha256sum $(notdir $(PYWASM)) > $(notdir $(PYWASM)).sha256
 	@ls -l $(WASM)
 
 build: component

@@ -186,3 +186,22 @@ fn nothing_escapes_a_granted_directory() {
         assert_eq!(snapshot(&dir), before, "the granted directory changed");
     }
 }
+
+#[test]
+fn guest_state_survives_only_on_reused_instances() {
+    // The plugin's `count` command bumps a static counter in guest memory.
+    let count = |utils: &Utils| utils.base36_encode("count").unwrap();
+    let reused = load(fast_policy());
+    assert_eq!([count(&reused), count(&reused)], ["1", "2"]);
+    // A trap discards its instance: the next call starts from scratch.
+    assert!(matches!(reused.base36_encode("panic"), Err(Error::Trap(_))));
+    assert_eq!(count(&reused), "1");
+    let fresh = load(Policy {
+        reuse_instances: false,
+        ..fast_policy()
+    });
+    assert_eq!(
+        [count(&fresh), count(&fresh), count(&fresh)],
+        ["1", "1", "1"]
+    );
+}

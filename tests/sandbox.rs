@@ -102,6 +102,31 @@ fn drop_in_mode_follows_symlinks_like_upstream() {
 }
 
 #[test]
+fn a_directory_replaced_between_calls_is_seen_afresh() {
+    // An idle instance keeps its preopened directory handle; a directory
+    // replaced at the same path must not be read through that old handle.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("logs");
+    let log = dir.join("app.log");
+    let log = log.to_str().unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("app.log"), "old 1\nold 2\n").unwrap();
+    let utils = Utils::new(Policy::default()).unwrap();
+    assert_eq!(utils.read_last_n_lines(log, 1).unwrap(), vec!["old 2"]);
+    std::fs::rename(&dir, tmp.path().join("logs.1")).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("app.log"), "new\n").unwrap();
+    assert_eq!(utils.read_last_n_lines(log, 1).unwrap(), vec!["new"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Upstream asserts the file exists.
+    let gone = utils.read_last_n_lines(log, 1);
+    assert!(
+        matches!(&gone, Err(Error::Call(CallError::Assertion(m))) if m.starts_with("File not found")),
+        "{gone:?}"
+    );
+}
+
+#[test]
 fn the_sandbox_is_read_only() {
     // The component has no write path; the grant itself is read-only, so the
     // file is unchanged after every call that touches it.

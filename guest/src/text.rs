@@ -50,16 +50,20 @@ fn hex_u128(digits: &str) -> u128 {
     (u128::from(hi) << 64) | u128::from(lo)
 }
 
-/// `value` (non-zero) in base 36: 32-bit limbs divided by 36^6 per pass.
+/// `value` (non-zero) in base 36: 32-bit limbs divided by 36^6 per pass,
+/// digits written right to left into a stack buffer (one allocation: the
+/// result).
 fn base36_u128(value: u128) -> String {
     const CHUNK: u64 = 36u64.pow(6);
+    // 36^25 > 2^128: at most 25 digits, i.e. 5 chunks of 6.
+    let mut buf = [b'0'; 30];
+    let mut end = buf.len();
     let mut limbs = [
         (value >> 96) as u32,
         (value >> 64) as u32,
         (value >> 32) as u32,
         value as u32,
     ];
-    let mut chunks = Vec::with_capacity(5); // least significant first
     while limbs != [0; 4] {
         let mut rem = 0u64;
         for limb in limbs.iter_mut() {
@@ -67,24 +71,16 @@ fn base36_u128(value: u128) -> String {
             *limb = (cur / CHUNK) as u32;
             rem = cur % CHUNK;
         }
-        chunks.push(rem as u32);
-    }
-    let mut out = Vec::with_capacity(chunks.len() * 6);
-    for (i, chunk) in chunks.iter().rev().enumerate() {
-        let mut digits = [b'0'; 6];
-        let mut rest = *chunk;
-        for d in digits.iter_mut().rev() {
+        let mut rest = rem as u32;
+        for d in buf[end - 6..end].iter_mut().rev() {
             *d = BASE36_DIGITS[(rest % 36) as usize];
             rest /= 36;
         }
-        let skip = if i == 0 {
-            digits.iter().take_while(|&&d| d == b'0').count()
-        } else {
-            0
-        };
-        out.extend_from_slice(&digits[skip..]);
+        end -= 6;
     }
-    String::from_utf8(out).expect("ASCII digits")
+    let digits = &buf[end..];
+    let skip = digits.iter().take_while(|&&d| d == b'0').count();
+    String::from_utf8(digits[skip..].to_vec()).expect("ASCII digits")
 }
 
 /// A Python number as `format_float` receives it.

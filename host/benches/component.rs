@@ -12,6 +12,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use md5::Digest as _;
 use skyutils::{Number, Policy, Utils};
 use skyutils_guest::{files, text};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{Config, Engine, OptLevel, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 const HEX32: &str = "6f1ed002ab5595859014ebf0951522d9";
 const SENTENCE: &str =
@@ -109,6 +112,15 @@ fn pure_calls(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // A string in, the same string out, no work in the guest: the floor of
+    // a string call through the component (lowering, realloc, lifting,
+    // post-return).
+    g.bench_function("string_echo/native", |b| {
+        b.iter(|| text::truncate_long_string(black_box("abc"), 80, false))
+    });
+    g.bench_function("string_echo/component", |b| {
+        b.iter(|| u.truncate_long_string(black_box("abc"), 80, false).unwrap())
+    });
     g.bench_function("truncate_long_string/native", |b| {
         b.iter(|| text::truncate_long_string(black_box(SENTENCE), 35, false))
     });
@@ -121,29 +133,84 @@ fn pure_calls(c: &mut Criterion) {
     g.finish();
 }
 
+/// Store data for instantiating the component directly: WASI only (the
+/// `host-facts` import is defined as traps; instantiation never calls it).
+struct Bare {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Bare {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn instance_pre(engine: &Engine) -> InstancePre<Bare> {
+    let component = Component::new(engine, skyutils::EMBEDDED_COMPONENT).unwrap();
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    linker.define_unknown_imports_as_traps(&component).unwrap();
+    linker.instantiate_pre(&component).unwrap()
+}
+
+/// A new store (with an empty WASI context) and an instance in it, dropped
+/// at the end: the whole per-instance cost.
+fn instantiate_once(pre: &InstancePre<Bare>) {
+    let state = Bare {
+        wasi: WasiCtx::builder().build(),
+        table: ResourceTable::new(),
+    };
+    let mut store = Store::new(pre.engine(), state);
+    store.set_epoch_deadline(1 << 40);
+    black_box(pre.instantiate(&mut store).unwrap());
+}
+
 fn instantiation(c: &mut Criterion) {
     let engine = skyutils::engine();
     let wasm = skyutils::EMBEDDED_COMPONENT;
-    let artifact = wasmtime::component::Component::new(engine, wasm)
-        .unwrap()
-        .serialize()
-        .unwrap();
-    let u = utils();
+    let artifact = Component::new(engine, wasm).unwrap().serialize().unwrap();
+    // The same settings as skyutils' engine, minus the pooling allocator.
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.concurrency_support(false);
+    config.cranelift_opt_level(OptLevel::Speed);
+    let on_demand = Engine::new(&config).unwrap();
+    let pooled_pre = instance_pre(engine);
+    let on_demand_pre = instance_pre(&on_demand);
+    let reused = utils();
+    let fresh = Utils::new(Policy {
+        reuse_instances: false,
+        ..Policy::default()
+    })
+    .unwrap();
     let mut g = c.benchmark_group("instantiate");
     g.sample_size(10);
     g.bench_function("compile_from_wasm", |b| {
-        b.iter(|| wasmtime::component::Component::new(engine, black_box(wasm)).unwrap())
+        b.iter(|| Component::new(engine, black_box(wasm)).unwrap())
     });
     g.bench_function("load_precompiled", |b| {
         // SAFETY: the artifact was serialized just above by the same engine.
-        b.iter(|| unsafe {
-            wasmtime::component::Component::deserialize(engine, black_box(&artifact)).unwrap()
-        })
+        b.iter(|| unsafe { Component::deserialize(engine, black_box(&artifact)).unwrap() })
     });
     g.sample_size(100);
-    // A call that needs a fresh instance: instantiate + a trivial export.
-    g.bench_function("per_call_instance", |b| {
-        b.iter(|| u.is_process_alive(black_box(0)).unwrap())
+    g.bench_function("instance_pre/pooling", |b| {
+        b.iter(|| instantiate_once(&pooled_pre))
+    });
+    g.bench_function("instance_pre/on_demand", |b| {
+        b.iter(|| instantiate_once(&on_demand_pre))
+    });
+    // A call with host facts and an environment view: in a fresh instance
+    // (what every such call cost before instances were reused), and on an
+    // idle instance with the same view.
+    g.bench_function("is_process_alive/fresh_instance", |b| {
+        b.iter(|| fresh.is_process_alive(black_box(0)).unwrap())
+    });
+    g.bench_function("is_process_alive/reused_instance", |b| {
+        b.iter(|| reused.is_process_alive(black_box(0)).unwrap())
     });
     g.finish();
 }

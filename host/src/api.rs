@@ -1,19 +1,20 @@
-//! The typed Rust API: [`Utils`] runs each of the twelve functions in a fresh
-//! sandboxed instance of the component.
+//! The typed Rust API: [`Utils`] runs each of the twelve functions in a
+//! sandboxed instance of the component that sees only what the call needs.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use wasmtime::component::{Instance, ResourceAny};
+use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::bindings::{files, system, text, DecodeErrors, Number};
 use crate::facts::{HostFacts, NativeFacts};
 use crate::grants::{display_error, grant, PathGrant};
 use crate::policy::{FileAccess, Policy};
 use crate::runtime::{Runtime, EPOCH_TICK};
+use crate::session::{MissingExport, Pool, Preopen, Session, View};
 use crate::state::CallState;
 use crate::Error;
 
@@ -45,11 +46,8 @@ pub struct Workers {
     pub warning: Option<String>,
 }
 
-/// Bytes of guest stderr kept per call (for panic messages in trap errors).
+/// Bytes of guest stderr kept per instance (for panic messages in trap errors).
 const STDERR_CAPACITY: usize = 4096;
-
-/// Warm instances kept for the pure text functions.
-const WARM_POOL_SIZE: usize = 16;
 
 static LOW_FD_WARNED: AtomicBool = AtomicBool::new(false);
 
@@ -60,16 +58,22 @@ pub fn reset_low_fd_warning() {
 
 /// The twelve SkyPilot utilities, run in sandboxed instances of the component.
 ///
-/// Calls that touch files or host facts get a fresh instance each (their
-/// WASI view depends on the call). The pure text functions reuse warm
-/// instances from a small pool, since they see nothing but their arguments;
-/// an instance that traps is dropped, never reused. `Utils` is `Sync`: share
-/// one across threads.
+/// Each call runs in an instance whose WASI view (read-only preopens and
+/// environment) is exactly what that call needs. Idle instances are kept and
+/// reused by later calls with the same view (the pure text functions, which
+/// see nothing but their arguments, reuse any); an instance that traps is
+/// dropped, never reused. [`Policy::reuse_instances`] `= false` gives every
+/// call a fresh instance. `Utils` is `Sync`: share one across threads.
 pub struct Utils {
     runtime: Arc<Runtime>,
     policy: Policy,
+    /// The policy's deadline in epoch ticks.
+    deadline_ticks: u64,
     facts: Arc<dyn HostFacts>,
-    warm: Mutex<Vec<Warm>>,
+    /// Idle instances for the text functions.
+    text_pool: Pool,
+    /// Idle instances for everything else, matched by view.
+    pool: Pool,
 }
 
 /// Whether a call's instance sees the cgroup tree: only `get_cpu_count` and
@@ -78,47 +82,6 @@ pub struct Utils {
 enum Cgroups {
     Hidden,
     Visible,
-}
-
-/// A live instance kept for pure calls, with its `text` exports looked up
-/// (and type-checked) once.
-struct Warm {
-    store: Store<CallState>,
-    text: text::Guest,
-}
-
-/// The instance of one call, with typed access to each exported interface.
-struct Exports {
-    runtime: Arc<Runtime>,
-    instance: Instance,
-}
-
-/// A `skypilot:utils` interface the loaded component does not export.
-#[derive(Debug, thiserror::Error)]
-#[error("the component does not export {0}")]
-struct MissingExport(&'static str);
-
-impl Exports {
-    fn text(&self, store: &mut Store<CallState>) -> wasmtime::Result<text::Guest> {
-        let indices = self.runtime.text.as_ref();
-        indices
-            .ok_or_else(|| MissingExport("skypilot:utils/text@0.1.0").into())
-            .and_then(|i| i.load(store, &self.instance))
-    }
-
-    fn files(&self, store: &mut Store<CallState>) -> wasmtime::Result<files::Guest> {
-        let indices = self.runtime.files.as_ref();
-        indices
-            .ok_or_else(|| MissingExport("skypilot:utils/files@0.1.0").into())
-            .and_then(|i| i.load(store, &self.instance))
-    }
-
-    fn system(&self, store: &mut Store<CallState>) -> wasmtime::Result<system::Guest> {
-        let indices = self.runtime.system.as_ref();
-        indices
-            .ok_or_else(|| MissingExport("skypilot:utils/system@0.1.0").into())
-            .and_then(|i| i.load(store, &self.instance))
-    }
 }
 
 impl Utils {
@@ -139,11 +102,14 @@ impl Utils {
     }
 
     fn from_runtime(runtime: Arc<Runtime>, policy: Policy) -> Self {
+        let ticks = policy.deadline.as_nanos() / EPOCH_TICK.as_nanos() + 1;
         Utils {
             runtime,
+            deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX),
             policy,
             facts: Arc::new(NativeFacts),
-            warm: Mutex::new(Vec::new()),
+            text_pool: Pool::default(),
+            pool: Pool::default(),
         }
     }
 
@@ -158,28 +124,21 @@ impl Utils {
         &self.policy
     }
 
-    fn store(&self, grants: &[PathGrant], cgroups: Cgroups) -> Result<Store<CallState>, Error> {
-        let mut wasi = WasiCtx::builder();
-        wasi.allow_blocking_current_thread(true);
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        wasi.stderr(stderr.clone());
-        wasi.envs(&self.policy.guest_env());
+    /// The view a call with these grants gets under the policy.
+    fn view(&self, grants: &[PathGrant], cgroups: Cgroups) -> Result<View, Error> {
+        let mut preopens = Vec::new();
         if let (Some(root), Cgroups::Visible) = (&self.policy.cgroup_root, cgroups) {
             // No cgroup tree (e.g. not Linux) simply means "no cgroup limit".
-            let _ = wasi.preopened_dir(root, "/sys/fs/cgroup", FsPerms::ReadOnly);
+            preopens.extend(Preopen::new(root, "/sys/fs/cgroup"));
         }
-        let preopen = |wasi: &mut wasmtime_wasi::WasiCtxBuilder, dir: &std::path::Path| {
-            let guest = dir.to_string_lossy();
-            wasi.preopened_dir(dir, guest.as_ref(), FsPerms::ReadOnly)
-                .is_ok()
-        };
+        let at_itself = |dir: &Path| Preopen::new(dir, &dir.to_string_lossy());
         match &self.policy.files {
             FileAccess::AllowDirs(dirs) => {
                 for dir in dirs {
                     let dir = dir.canonicalize().map_err(|e| {
                         Error::Load(format!("allowed directory {}: {e}", dir.display()))
                     })?;
-                    preopen(&mut wasi, &dir);
+                    preopens.extend(at_itself(&dir));
                 }
             }
             FileAccess::PerCall => {
@@ -188,33 +147,43 @@ impl Utils {
                     // its parent instead, so the guest sees the real error
                     // (a preopen would succeed and hide it).
                     let readable = std::fs::File::open(dir).is_ok();
-                    match dir.parent() {
-                        Some(parent) if !readable => preopen(&mut wasi, parent),
-                        _ => preopen(&mut wasi, dir),
-                    };
+                    preopens.extend(match dir.parent() {
+                        Some(parent) if !readable => at_itself(parent),
+                        _ => at_itself(dir),
+                    });
                 }
             }
         }
+        Ok(View {
+            env: self.policy.guest_env(),
+            preopens,
+        })
+    }
+
+    /// A new instance with exactly `view`.
+    fn open(&self, view: View) -> Result<Box<Session>, Error> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let state = CallState {
-            wasi: wasi.build(),
+            wasi: view.wasi(stderr.clone()),
             table: Default::default(),
             facts: self.facts.clone(),
             capabilities: self.policy.capabilities.clone(),
             memory_limit: self.policy.memory_limit,
             memory_exceeded: false,
+            memory_peak: 0,
             stderr,
         };
         let mut store = Store::new(self.runtime.pre.engine(), state);
         store.limiter(|s| s);
         store.epoch_deadline_trap();
+        // Start-up code runs at instantiation: limit it like a call.
         self.arm_limits(&mut store)?;
-        Ok(store)
+        Session::new(self.runtime.clone(), view, store).map_err(|e| Error::Load(format!("{e:#}")))
     }
 
     /// Arms the per-call limits: the wall-clock deadline and the fuel budget.
     fn arm_limits(&self, store: &mut Store<CallState>) -> Result<(), Error> {
-        let ticks = self.policy.deadline.as_nanos() / EPOCH_TICK.as_nanos() + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.set_epoch_deadline(self.deadline_ticks);
         if let Some(fuel) = self.policy.fuel {
             store
                 .set_fuel(fuel)
@@ -232,55 +201,53 @@ impl Utils {
         Ok(value)
     }
 
-    /// Runs a pure call (no files, no host facts) on a pooled warm instance.
+    /// Runs a text function (no files, no host facts) on any idle text
+    /// instance, or a new one. Text functions take nothing from the host,
+    /// so a text instance keeps the environment it was created with.
     fn call_pure<T: OutputSize>(
         &self,
         f: impl FnOnce(&text::Guest, &mut Store<CallState>) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
-        let pooled = self.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut warm = match pooled {
-            Some(warm) => warm,
-            None => {
-                let mut store = self.store(&[], Cgroups::Hidden)?;
-                let exports = self.instantiate(&mut store)?;
-                let text = exports.text(&mut store).map_err(|e| self.trap(e, &store))?;
-                Warm { store, text }
-            }
+        let session = match self.text_pool.take_any() {
+            Some(session) => session,
+            None => self.open(self.view(&[], Cgroups::Hidden)?)?,
         };
-        self.arm_limits(&mut warm.store)?;
-        let result = f(&warm.text, &mut warm.store).map_err(|e| self.trap(e, &warm.store))?;
-        let result = self.bounded(result)?;
-        let mut pool = self.warm.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < WARM_POOL_SIZE {
-            pool.push(warm);
-        }
-        Ok(result)
+        self.run(&self.text_pool, session, |s| {
+            let (text, store) = s.text()?;
+            f(text, store)
+        })
     }
 
-    /// Instantiates the component in a fresh store and runs `f`; the instance
-    /// is discarded afterwards, so a trap never leaks into the next call.
+    /// Runs `f` on an instance with the view these grants need: an idle one
+    /// built for the same view, or a new one.
     fn call<T: OutputSize>(
         &self,
         grants: &[PathGrant],
         cgroups: Cgroups,
-        f: impl FnOnce(&Exports, &mut Store<CallState>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&mut Session) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
-        let mut store = self.store(grants, cgroups)?;
-        let exports = self.instantiate(&mut store)?;
-        let result = f(&exports, &mut store).map_err(|e| self.trap(e, &store))?;
-        self.bounded(result)
+        let view = self.view(grants, cgroups)?;
+        let session = match self.pool.take(&view) {
+            Some(session) => session,
+            None => self.open(view)?,
+        };
+        self.run(&self.pool, session, f)
     }
 
-    fn instantiate(&self, store: &mut Store<CallState>) -> Result<Exports, Error> {
-        let instance = self
-            .runtime
-            .pre
-            .instantiate(store)
-            .map_err(|e| Error::Load(format!("{e:#}")))?;
-        Ok(Exports {
-            runtime: self.runtime.clone(),
-            instance,
-        })
+    /// Runs `f` under the policy's limits; the instance goes back to `pool`
+    /// only if the call did not trap (and the policy allows reuse).
+    fn run<T: OutputSize>(
+        &self,
+        pool: &Pool,
+        mut session: Box<Session>,
+        f: impl FnOnce(&mut Session) -> wasmtime::Result<T>,
+    ) -> Result<T, Error> {
+        self.arm_limits(&mut session.store)?;
+        let result = f(&mut session).map_err(|e| self.trap(e, &session.store))?;
+        if self.policy.reuse_instances {
+            pool.put(session);
+        }
+        self.bounded(result)
     }
 
     fn trap(&self, err: wasmtime::Error, store: &Store<CallState>) -> Error {
@@ -330,9 +297,9 @@ impl Utils {
         errors: DecodeErrors,
     ) -> Result<Vec<String>, Error> {
         let g = self.grant(file_path)?;
-        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |b, s| {
-            b.files(s)?
-                .call_read_last_n_lines(s, &g.guest, n, chunk_size, errors)
+        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
+            let (files, s) = s.files()?;
+            files.call_read_last_n_lines(s, &g.guest, n, chunk_size, errors)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
     }
@@ -345,8 +312,9 @@ impl Utils {
         chunk_size: i64,
     ) -> Result<Vec<Vec<u8>>, Error> {
         let g = self.grant(file_path)?;
-        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |b, s| {
-            b.files(s)?.call_read_last_n_raw(s, &g.guest, n, chunk_size)
+        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
+            let (files, s) = s.files()?;
+            files.call_read_last_n_raw(s, &g.guest, n, chunk_size)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
     }
@@ -374,8 +342,8 @@ impl Utils {
         length: Option<u32>,
     ) -> Result<FileHash, Error> {
         let g = self.grant(path)?;
-        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |b, s| {
-            let files = b.files(&mut *s)?;
+        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
+            let (files, s) = s.files()?;
             let hasher: ResourceAny = match files.call_hash_file(&mut *s, &g.guest, hash_alg)? {
                 Ok(h) => h,
                 Err(e) => return Ok(Err(e)),
@@ -397,8 +365,9 @@ impl Utils {
 
     /// `find_free_port(start_port)`.
     pub fn find_free_port(&self, start_port: i64) -> Result<u32, Error> {
-        Ok(self.call(&[], Cgroups::Hidden, |b, s| {
-            b.system(s)?.call_find_free_port(s, start_port)
+        Ok(self.call(&[], Cgroups::Hidden, |s| {
+            let (system, s) = s.system()?;
+            system.call_find_free_port(s, start_port)
         })??)
     }
 
@@ -425,29 +394,33 @@ impl Utils {
     /// `get_cpu_count()`: integral, possibly beyond 64 bits; `None` when the
     /// host cannot tell.
     pub fn get_cpu_count(&self) -> Result<Option<f64>, Error> {
-        Ok(self.call(&[], Cgroups::Visible, |b, s| {
-            b.system(s)?.call_get_cpu_count(s)
+        Ok(self.call(&[], Cgroups::Visible, |s| {
+            let (system, s) = s.system()?;
+            system.call_get_cpu_count(s)
         })??)
     }
 
     /// `get_mem_size_gb()` in GiB.
     pub fn get_mem_size_gb(&self) -> Result<f64, Error> {
-        Ok(self.call(&[], Cgroups::Visible, |b, s| {
-            b.system(s)?.call_get_mem_size_gb(s)
+        Ok(self.call(&[], Cgroups::Visible, |s| {
+            let (system, s) = s.system()?;
+            system.call_get_mem_size_gb(s)
         })??)
     }
 
     /// `get_parallel_threads(cloud_str)`.
     pub fn get_parallel_threads(&self, cloud_str: Option<&str>) -> Result<i64, Error> {
-        Ok(self.call(&[], Cgroups::Hidden, |b, s| {
-            b.system(s)?.call_get_parallel_threads(s, cloud_str)
+        Ok(self.call(&[], Cgroups::Hidden, |s| {
+            let (system, s) = s.system()?;
+            system.call_get_parallel_threads(s, cloud_str)
         })??)
     }
 
     /// `is_process_alive(pid)`.
     pub fn is_process_alive(&self, pid: i64) -> Result<bool, Error> {
-        Ok(self.call(&[], Cgroups::Hidden, |b, s| {
-            b.system(s)?.call_is_process_alive(s, pid)
+        Ok(self.call(&[], Cgroups::Hidden, |s| {
+            let (system, s) = s.system()?;
+            system.call_is_process_alive(s, pid)
         })??)
     }
 
@@ -467,9 +440,9 @@ impl Utils {
             .zip(&grants)
             .map(|((dst, _), g)| (dst.clone(), g.guest.clone()))
             .collect();
-        let result = self.call(&grants, Cgroups::Hidden, |b, s| {
-            b.system(s)?
-                .call_get_max_workers_for_file_mounts(s, &mounts, cloud_str)
+        let result = self.call(&grants, Cgroups::Hidden, |s| {
+            let (system, s) = s.system()?;
+            system.call_get_max_workers_for_file_mounts(s, &mounts, cloud_str)
         })?;
         let workers = result.map_err(|e| {
             let err = grants.iter().fold(e.into(), display_error);
@@ -487,8 +460,9 @@ impl Utils {
     /// `estimate_fd_for_directory(path)`.
     pub fn estimate_fd_for_directory(&self, path: &str) -> Result<u64, Error> {
         let g = self.grant(path)?;
-        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |b, s| {
-            b.files(s)?.call_estimate_fd_for_directory(s, &g.guest)
+        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
+            let (files, s) = s.files()?;
+            files.call_estimate_fd_for_directory(s, &g.guest)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
     }

@@ -1,10 +1,10 @@
 //! Native host for the skyutils WebAssembly component.
 //!
 //! [`Utils`] runs SkyPilot's twelve utility functions inside the sandboxed
-//! component: calls that touch files or host facts get a fresh instance each
-//! (the pure text functions reuse warm ones), and every instance's
-//! filesystem, environment, host capabilities, memory and wall-clock time
-//! are limited by a [`Policy`].
+//! component: each call runs in an instance that sees exactly the files and
+//! environment it needs (idle instances are reused by calls with the same
+//! view), and every instance's filesystem, environment, host capabilities,
+//! memory and wall-clock time are limited by a [`Policy`].
 //!
 //! ```no_run
 //! let utils = skyutils::Utils::new(skyutils::Policy::default())?;
@@ -18,6 +18,7 @@ pub mod facts;
 mod grants;
 pub mod policy;
 mod runtime;
+mod session;
 mod state;
 
 use std::time::Duration;

@@ -81,6 +81,11 @@ pub struct Policy {
     pub fuel: Option<u64>,
     /// Largest result (strings and byte lists, summed) a call may return.
     pub max_output: usize,
+    /// Whether idle instances are kept for later calls with the same view
+    /// (same preopens and environment). `false` runs every call in a fresh
+    /// instance, so nothing a call leaves in guest memory outlives it, at
+    /// tens of µs per call.
+    pub reuse_instances: bool,
 }
 
 impl Default for Policy {
@@ -95,6 +100,7 @@ impl Default for Policy {
             memory_limit: 512 << 20,
             fuel: None,
             max_output: 64 << 20,
+            reuse_instances: true,
         }
     }
 }
@@ -117,15 +123,16 @@ impl Policy {
 
     /// The environment the guest sees.
     pub fn guest_env(&self) -> Vec<(String, String)> {
-        let source: Vec<(String, String)> = match &self.env_override {
-            Some(vars) => vars.clone(),
+        match &self.env_override {
+            Some(vars) => vars
+                .iter()
+                .filter(|(k, _)| self.env_allowed(k))
+                .cloned()
+                .collect(),
             None => std::env::vars_os()
+                .filter(|(k, _)| k.to_str().is_some_and(|k| self.env_allowed(k)))
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
-        };
-        source
-            .into_iter()
-            .filter(|(k, _)| self.env_allowed(k))
-            .collect()
+        }
     }
 }

@@ -20,6 +20,8 @@ pub struct CallState {
     pub(crate) memory_limit: usize,
     /// Set when the guest asked for more memory than the policy allows.
     pub(crate) memory_exceeded: bool,
+    /// The largest linear memory granted so far, in bytes.
+    pub(crate) memory_peak: usize,
     /// The guest's stderr (a panic message lands here), capped.
     pub(crate) stderr: MemoryOutputPipe,
 }
@@ -57,6 +59,7 @@ impl ResourceLimiter for CallState {
             self.memory_exceeded = true;
             return Ok(false);
         }
+        self.memory_peak = self.memory_peak.max(desired);
         Ok(true)
     }
 

@@ -13,8 +13,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 
 SMOKE = r"""
-import json, os, tempfile
+import hashlib, json, os, tempfile
+from pathlib import Path
 import skyutils_wasm as s
+from skyutils_wasm import _wasm
 from skyutils_wasm import common_utils, subprocess_utils
 d = tempfile.mkdtemp()
 p = os.path.join(d, "f.txt")
@@ -34,6 +36,10 @@ out = {
     "workers": subprocess_utils.get_max_workers_for_file_mounts({"/x": d}) >= 1,
     "fd": subprocess_utils.estimate_fd_for_directory(d),
     "file": s.__file__,
+    # The packaged digest file is shipped and vouches for the shipped bytes.
+    "digest": s.backend_info()["component_sha256"]
+    == hashlib.sha256((Path(s.__file__).parent / "skyutils.wasm").read_bytes()).hexdigest(),
+    "sidecar": _wasm.packaged_digest(_wasm.COMPONENT_PATH) is not None,
 }
 print(json.dumps(out))
 """
@@ -50,6 +56,7 @@ def test_wheel(tmp_path: Path) -> None:
     assert whl.name.endswith("-py3-none-any.whl"), whl.name
     names = zipfile.ZipFile(whl).namelist()
     assert "skyutils_wasm/skyutils.wasm" in names
+    assert "skyutils_wasm/skyutils.wasm.sha256" in names
     assert "skyutils_wasm/_wasm.py" in names
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -78,5 +85,7 @@ def test_wheel(tmp_path: Path) -> None:
         "thr": True,
         "alive": True,
         "workers": True,
+        "digest": True,
+        "sidecar": True,
         "fd": 5,
     }

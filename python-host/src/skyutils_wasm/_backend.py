@@ -4,12 +4,11 @@ forces a backend."""
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from typing import Any, Dict, Optional
 
-logger = logging.getLogger("skyutils_wasm")
+from . import _log
 
 _lock = threading.Lock()
 _active: Optional[Any] = None
@@ -48,7 +47,9 @@ def _select() -> Any:
     except Exception as e:  # noqa: BLE001 - any load failure means fallback
         _active = load("python")
         _reason = f"wasm backend unavailable: {type(e).__name__}: {e}"
-        logger.warning("skyutils_wasm: using the pure-Python backend (%s)", _reason)
+        _log.get("skyutils_wasm").warning(
+            "skyutils_wasm: using the pure-Python backend (%s)", _reason
+        )
     return _active
 
 
@@ -91,9 +92,9 @@ def backend_info() -> Dict[str, Any]:
     b = get()
     info: Dict[str, Any] = {"backend": b.name, "reason": _reason}
     if b.name == "wasm":
-        from importlib import metadata
+        from ._wasm import wasmtime_version
 
-        info["wasmtime"] = metadata.version("wasmtime")
+        info["wasmtime"] = wasmtime_version()
         info["component_sha256"] = b.rt.component_sha256
         info["compiled_cache"] = b.rt.cache_note
     return info

@@ -15,6 +15,7 @@ ENV_VARS = (
     "SKYPILOT_POD_MEMORY_BYTES_LIMIT",
 )
 ENV_PREFIX = "SKYPILOT_POD_"
+_ENV_PREFIX_BYTES = os.fsencode(ENV_PREFIX)
 
 
 @dataclass
@@ -33,8 +34,18 @@ class Settings:
 
     def pod_env(self) -> Mapping[str, str]:
         """The ``SKYPILOT_POD_*`` variables calls may see."""
-        src = os.environ if self.env is None else self.env
-        return {k: v for k, v in src.items() if k.startswith(ENV_PREFIX)}
+        if self.env is not None:
+            return {k: v for k, v in self.env.items() if k.startswith(ENV_PREFIX)}
+        raw = getattr(os.environ, "_data", None)
+        if raw is None:  # not CPython's os.environ
+            return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+        # CPython keeps os.environ's variables encoded in ``_data``: filtering
+        # those skips decoding every name (~1 µs per variable) on each call.
+        return {
+            os.fsdecode(k): os.fsdecode(v)
+            for k, v in raw.items()
+            if k.startswith(_ENV_PREFIX_BYTES)
+        }
 
 
 SETTINGS = Settings()

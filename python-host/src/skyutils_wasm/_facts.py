@@ -4,13 +4,15 @@ the pure-Python backend): Linux implementation without psutil."""
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import resource
-import socket
 from typing import Optional, Protocol, Tuple
 
-_common_logger = logging.getLogger("sky.utils.common_utils")
+from . import _log
+
+
+#: Whether procfs is mounted (checked once: it does not come and go).
+_has_procfs: Optional[bool] = None
 
 # (soft, hard); None means unlimited.
 NofileLimit = Tuple[Optional[int], Optional[int]]
@@ -79,9 +81,12 @@ class NativeFacts:
 
     def pid_exists(self, pid: int) -> bool:
         """Whether the kernel has a process-table entry for ``pid``."""
+        global _has_procfs
         if pid <= 0:
             return False
-        if os.path.exists("/proc/self"):
+        if _has_procfs is None:
+            _has_procfs = os.path.exists("/proc/self")
+        if _has_procfs:
             return os.path.exists(f"/proc/{pid}")
         try:
             os.kill(pid, 0)
@@ -95,10 +100,12 @@ class NativeFacts:
 
     def tcp4_port_bindable(self, port: int) -> bool:
         """Whether a fresh IPv4 TCP socket (no SO_REUSEADDR) binds 0.0.0.0:port."""
+        import socket
+
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind(("0.0.0.0", port))
         except OSError as e:
-            _common_logger.debug(f"Error binding port {port}: {e}")
+            _log.get("sky.utils.common_utils").debug(f"Error binding port {port}: {e}")
             return False
         return True

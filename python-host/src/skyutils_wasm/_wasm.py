@@ -21,13 +21,10 @@ from __future__ import annotations
 import atexit
 import collections
 import gc
-import hashlib
-import logging
 import os
-import tempfile
 import threading
 import weakref
-from importlib import metadata
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Tuple, Union
 
@@ -47,7 +44,6 @@ from ._facts import HostFacts
 from ._grants import PathGrant, display_error, grant, preopen_dirs
 from ._policy import CAPABILITIES, Policy
 
-logger = logging.getLogger("skyutils_wasm")
 
 COMPONENT_PATH = Path(__file__).with_name("skyutils.wasm")
 PKG = "skypilot:utils"
@@ -70,11 +66,55 @@ def cache_dir() -> Optional[Path]:
     return Path(home) / ".cache" / "skyutils" if home else None
 
 
-def _wasmtime_version() -> str:
+_wasmtime_version: Optional[str] = None
+
+
+def wasmtime_version() -> str:
+    """The installed wasmtime-py version, read from its ``.dist-info``
+    directory name (importing :mod:`importlib.metadata` costs ~20 ms)."""
+    global _wasmtime_version
+    if _wasmtime_version is None:
+        site = Path(wasmtime.__file__).parent.parent
+        found = [
+            n[len("wasmtime-") : -len(".dist-info")]
+            for n in os.listdir(site)
+            if n.startswith("wasmtime-") and n.endswith(".dist-info")
+        ]
+        if len(found) == 1:
+            _wasmtime_version = found[0]
+        else:  # not a plain site-packages install: ask the package metadata
+            from importlib import metadata
+
+            try:
+                _wasmtime_version = metadata.version("wasmtime")
+            except metadata.PackageNotFoundError:  # pragma: no cover
+                _wasmtime_version = "unknown"
+    return _wasmtime_version
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data``; :mod:`hashlib` is imported here, on first use,
+    because loading OpenSSL costs ~4 ms of import time."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def packaged_digest(path: Path) -> Optional[str]:
+    """The SHA-256 the build recorded for the packaged component
+    (``skyutils.wasm.sha256``, sha256sum format, written by ``make
+    component``), if that file is at least as new as the component. Only
+    ever trusted for the package's own component, never for plugins."""
+    side = path.with_name(path.name + ".sha256")
     try:
-        return metadata.version("wasmtime")
-    except metadata.PackageNotFoundError:  # pragma: no cover
-        return "unknown"
+        if side.stat().st_mtime_ns < path.stat().st_mtime_ns:
+            return None
+        digest = side.read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        return None
+    return digest
 
 
 _engines: Dict[bool, wasmtime.Engine] = {}
@@ -121,9 +161,11 @@ class Runtime:
     ) -> None:
         self.metered = metered
         self.engine = engine(metered)
+        packaged = isinstance(wasm, Path) and wasm == COMPONENT_PATH
+        digest = packaged_digest(COMPONENT_PATH) if packaged else None
         if isinstance(wasm, Path):
             wasm = wasm.read_bytes()
-        self.component_sha256 = hashlib.sha256(wasm).hexdigest()
+        self.component_sha256 = digest or sha256_hex(wasm)
         self.cache_note = ""
         self.component = self._load(wasm)
         self.linker = wc.Linker(self.engine)
@@ -138,10 +180,10 @@ class Runtime:
             self.cache_note = "no cache directory"
             return wc.Component(self.engine, wasm)
         config = _ENGINE_CONFIG_KEY + (";fuel=1" if self.metered else "")
-        key = hashlib.sha256(
-            f"wasmtime-{_wasmtime_version()}\0{config}\0{self.component_sha256}".encode()
-        ).hexdigest()[:32]
-        path = d / f"skyutils-{key}.cwasm"
+        # The component's own digest keeps plugins and the packaged component
+        # apart; the runtime part only has to tell wasmtime builds apart.
+        runtime = zlib.crc32(f"wasmtime-{wasmtime_version()}\0{config}".encode())
+        path = d / f"skyutils-{self.component_sha256[:32]}-{runtime:08x}.cwasm"
         if path.is_file():
             try:
                 comp = wc.Component.deserialize_file(self.engine, str(path))
@@ -152,6 +194,8 @@ class Runtime:
         comp = wc.Component(self.engine, wasm)
         try:
             d.mkdir(parents=True, exist_ok=True)
+            import tempfile
+
             fd, tmp = tempfile.mkstemp(prefix=".skyutils-", suffix=".tmp", dir=d)
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -213,9 +257,34 @@ def _denied(name: str) -> str:
     return f"capability '{name}' is not granted by the host policy"
 
 
-def _write_cpu_result(results: Any, value: Any, error: Optional[str]) -> None:
-    """Writes ``result<option<u32>, string>`` (wasmtime-py cannot lower the
-    ``err`` case of that type from Python: the option accepts any value)."""
+#: Writes a Python value into a ``wasmtime_component_val_t``.
+Setter = Callable[[Any, Any], None]
+
+
+def _set_bool(v: Any, value: Any) -> None:
+    v.kind = ffi.WASMTIME_COMPONENT_BOOL
+    v.of.boolean = bool(value)
+
+
+def _set_u64(v: Any, value: Any) -> None:
+    v.kind = ffi.WASMTIME_COMPONENT_U64
+    v.of.u64 = int(value)
+
+
+def _set_option_u32(v: Any, value: Any) -> None:
+    v.kind = ffi.WASMTIME_COMPONENT_OPTION
+    if value is None:
+        v.of.option = None
+    else:
+        num = ffi.wasmtime_component_val_t()
+        num.kind = ffi.WASMTIME_COMPONENT_U32
+        num.of.u32 = int(value)
+        v.of.option = ffi.wasmtime_component_val_new(ctypes.byref(num))
+
+
+def _write_result(results: Any, value: Any, error: Optional[str], set_ok: Setter) -> None:
+    """Writes ``result<T, string>`` into the first result slot (C-owned
+    values: wasmtime frees them after lowering)."""
     out = results[0]
     out.kind = ffi.WASMTIME_COMPONENT_RESULT
     inner = ffi.wasmtime_component_val_t()
@@ -224,29 +293,24 @@ def _write_cpu_result(results: Any, value: Any, error: Optional[str]) -> None:
         inner.of.string = ffi.str_to_capi(error)
         out.of.result.is_ok = False
     else:
-        inner.kind = ffi.WASMTIME_COMPONENT_OPTION
-        if value is None:
-            inner.of.option = None
-        else:
-            num = ffi.wasmtime_component_val_t()
-            num.kind = ffi.WASMTIME_COMPONENT_U32
-            num.of.u32 = int(value)
-            inner.of.option = ffi.wasmtime_component_val_new(ctypes.byref(num))
+        set_ok(inner, value)
         out.of.result.is_ok = True
     out.of.result.val = ffi.wasmtime_component_val_new(ctypes.byref(inner))
 
 
-_RAW_FUNCS: Dict[int, Callable[[], Any]] = {}
+# Host functions defined straight on the C API: wasmtime-py's generic
+# ``add_func`` re-reads the import's type on every call (~25 us); these read
+# their arguments and write their ``result<T, string>`` directly.
+_RAW_FUNCS: Dict[int, Tuple[Callable[[Any], Any], Setter]] = {}
 _raw_ids = iter(range(1, 1 << 62))
 
 
 @ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
-def _raw_cpu_impl(
-    idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any
-) -> Any:
+def _raw_impl(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any) -> Any:
     def run(_store: Any) -> None:
-        value, error = _RAW_FUNCS[idx or 0]()
-        _write_cpu_result(res, value, error)
+        fn, set_ok = _RAW_FUNCS[idx or 0]
+        value, error = fn(args)
+        _write_result(res, value, error, set_ok)
 
     return catch_exceptions(context, run)
 
@@ -256,12 +320,14 @@ def _raw_finalize(idx: Any) -> None:
     _RAW_FUNCS.pop(idx or 0, None)
 
 
-def _add_raw_cpu_func(hf: Any, name: str, fn: Callable[[], Any]) -> None:
+def _add_raw_func(hf: Any, name: str, fn: Callable[[Any], Any], set_ok: Setter) -> None:
+    """Defines ``name``: ``fn(args)`` returns ``(value, error)``; ``set_ok``
+    writes the value of the ``ok`` case."""
     idx = next(_raw_ids)
-    _RAW_FUNCS[idx] = fn
+    _RAW_FUNCS[idx] = (fn, set_ok)
     b = name.encode()
     err = ffi.wasmtime_component_linker_instance_add_func(
-        hf.ptr(), ctypes.create_string_buffer(b), len(b), _raw_cpu_impl, idx, _raw_finalize
+        hf.ptr(), ctypes.create_string_buffer(b), len(b), _raw_impl, idx, _raw_finalize
     )
     if err:
         raise wasmtime.WasmtimeError._from_ptr(err)
@@ -280,39 +346,30 @@ def _define_host_facts(
         rec.hard = hard
         return rec
 
-    if capabilities >= CAPABILITIES:
-        hf.add_func("logical-cpu-count", lambda _s: facts().logical_cpu_count())
-        hf.add_func("affinity-cpu-count", lambda _s: facts().affinity_cpu_count())
-        hf.add_func("os-cpu-count", lambda _s: facts().os_cpu_count())
-        hf.add_func("memory-total-bytes", lambda _s: facts().memory_total_bytes())
-        hf.add_func("nofile-limit", nofile)
-        hf.add_func("pid-exists", lambda _s, pid: bool(facts().pid_exists(pid)))
-        hf.add_func("tcp4-port-bindable", lambda _s, port: bool(facts().tcp4_port_bindable(port)))
-        return
+    def fact(cap: str, read: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``read(args)`` as ``(value, None)``, or ``(None, <denied>)``."""
+        if cap not in capabilities:
+            return lambda _args: (None, _denied(cap))
+        return lambda args: (read(args), None)
 
-    # Gated: a denied capability answers err(<message>) (a str lowers to the
-    # err case of result<T, string> whenever T does not accept str).
-    def gate(cap: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        if cap in capabilities:
-            return fn
-        return lambda *_a: _denied(cap)
-
-    def cpu(method: str) -> Callable[[], Any]:
-        if "cpu" not in capabilities:
-            return lambda: (None, _denied("cpu"))
-        return lambda: (getattr(facts(), method)(), None)
-
-    _add_raw_cpu_func(hf, "logical-cpu-count", cpu("logical_cpu_count"))
-    _add_raw_cpu_func(hf, "affinity-cpu-count", cpu("affinity_cpu_count"))
-    _add_raw_cpu_func(hf, "os-cpu-count", cpu("os_cpu_count"))
-    hf.add_func("memory-total-bytes", gate("memory", lambda _s: facts().memory_total_bytes()))
-
-    hf.add_func("nofile-limit", gate("file-limits", nofile))
-    hf.add_func("pid-exists", gate("processes", lambda _s, pid: bool(facts().pid_exists(pid))))
-    hf.add_func(
-        "tcp4-port-bindable",
-        gate("network", lambda _s, port: bool(facts().tcp4_port_bindable(port))),
+    for name in ("logical-cpu-count", "affinity-cpu-count", "os-cpu-count"):
+        method = name.replace("-", "_")
+        read = lambda _a, m=method: getattr(facts(), m)()  # noqa: E731
+        _add_raw_func(hf, name, fact("cpu", read), _set_option_u32)
+    _add_raw_func(
+        hf, "memory-total-bytes", fact("memory", lambda _a: facts().memory_total_bytes()), _set_u64
     )
+    pid = fact("processes", lambda a: facts().pid_exists(a[0].of.u32))
+    _add_raw_func(hf, "pid-exists", pid, _set_bool)
+    port = fact("network", lambda a: facts().tcp4_port_bindable(a[0].of.u16))
+    _add_raw_func(hf, "tcp4-port-bindable", port, _set_bool)
+    # A record of variants: rare enough for wasmtime-py's generic path. A
+    # denied capability answers err(<message>) (a str lowers to the err case
+    # of result<T, string> whenever T does not accept str).
+    if "file-limits" in capabilities:
+        hf.add_func("nofile-limit", nofile)
+    else:
+        hf.add_func("nofile-limit", lambda _s: _denied("file-limits"))
 
 
 class Session:

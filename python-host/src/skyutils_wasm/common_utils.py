@@ -8,19 +8,30 @@ integers beyond 64 bits, other codecs) are handled here.
 from __future__ import annotations
 
 import codecs
-import logging
 import operator
 import os
-from typing import Any, List, Optional, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Union
 
-from . import _backend
-from ._pure import PureBackend, decode_pieces
-from ._pure import read_last_n_raw as _py_read_last_n_raw
+from . import _backend, _log
 
-logger = logging.getLogger("sky.utils.common_utils")
+if TYPE_CHECKING:
+    from ._pure import PureBackend
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
-_PY = PureBackend()
+
+
+def __getattr__(name: str) -> Any:
+    # ``logger`` as in sky.utils.common_utils, created on first access.
+    if name == "logger":
+        return _log.get("sky.utils.common_utils")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _py() -> "PureBackend":
+    """The pure-Python backend, for the Python-only argument cases
+    (imported on first use, so ``import skyutils_wasm`` stays light)."""
+    backend: PureBackend = _backend.load("python")
+    return backend
 
 
 def _is_int(v: Any) -> bool:
@@ -82,11 +93,15 @@ def _read_last_n_lines(
         or "\x00" in file_path
     ):
         # Python-only argument types: upstream's exact operations.
-        return decode_pieces(_py_read_last_n_raw(file_path, n, chunk_size), encoding, errors)
+        from ._pure import decode_pieces, read_last_n_raw
+
+        return decode_pieces(read_last_n_raw(file_path, n, chunk_size), encoding, errors)
     n, chunk = _clamp(int(n)), _clamp(int(chunk_size))
     if encoding == "utf-8" and errors in ("strict", "replace", "ignore"):
         return b.read_last_n_lines(file_path, n, chunk, errors)  # type: ignore[no-any-return]
     codecs.lookup(encoding)
+    from ._pure import decode_pieces
+
     return decode_pieces(b.read_last_n_raw(file_path, n, chunk), encoding, errors)
 
 
@@ -103,7 +118,7 @@ def _hash_file(b: Any, path: Any, hash_alg: Any) -> Any:
         if not isinstance(hash_alg, str):
             raise TypeError(f"hash_alg must be str, not {type(hash_alg).__name__}")
     if not isinstance(path, str) or not isinstance(hash_alg, str) or "\x00" in path:
-        return _PY.hash_file(path, hash_alg)
+        return _py().hash_file(path, hash_alg)
     return b.hash_file(path, hash_alg)
 
 
@@ -132,9 +147,9 @@ def _base36_encode(b: Any, hex_str: Any) -> str:
         try:
             hex_str.encode("utf-8")
         except UnicodeEncodeError:
-            return _PY.base36_encode(hex_str)
+            return _py().base36_encode(hex_str)
         return b.base36_encode(str(hex_str))  # type: ignore[no-any-return]
-    return _PY.base36_encode(hex_str)
+    return _py().base36_encode(hex_str)
 
 
 def format_float(num: Union[float, int], precision: int = 1) -> str:
@@ -158,7 +173,7 @@ def _format_float(b: Any, num: Any, precision: Any) -> str:
             if precision > 0:
                 raise ValueError("Too many decimal digits in format string")
             raise ValueError("Format specifier missing precision")
-    return _PY.format_float(num, precision)
+    return _py().format_float(num, precision)
 
 
 def truncate_long_string(s: str, max_length: int = 35, truncate_middle: bool = False) -> str:
@@ -171,11 +186,11 @@ def _truncate_long_string(b: Any, s: Any, max_length: Any, truncate_middle: Any)
         try:
             s.encode("utf-8")
         except UnicodeEncodeError:
-            return _PY.truncate_long_string(s, max_length, truncate_middle)
+            return _py().truncate_long_string(s, max_length, truncate_middle)
         return b.truncate_long_string(  # type: ignore[no-any-return]
             str(s), max_length, bool(truncate_middle)
         )
-    return _PY.truncate_long_string(s, max_length, truncate_middle)
+    return _py().truncate_long_string(s, max_length, truncate_middle)
 
 
 def get_cpu_count() -> Optional[int]:

@@ -14,12 +14,18 @@ import os
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import _backend
+from . import _backend, _log
 from .common_utils import _confined_path, _fits
 
-import logging
+_LOGGER = "sky.utils.subprocess_utils"
 
-logger = logging.getLogger("sky.utils.subprocess_utils")
+
+def __getattr__(name: str) -> Any:
+    # ``logger`` as in sky.utils.subprocess_utils, created on first access.
+    if name == "logger":
+        return _log.get(_LOGGER)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _low_fd_warning_shown = False
 _warn_lock = threading.Lock()
@@ -88,10 +94,10 @@ def _get_max_workers_for_file_mounts(b: Any, common_file_mounts: Any, cloud_str:
             show = not _low_fd_warning_shown
             _low_fd_warning_shown = True
         if show:
-            logger.warning(warning)
+            _log.get(_LOGGER).warning(warning)
     if cloud_error is not None:
         raise cloud_error
-    logger.debug(f"Using {count} workers for file mounts.")
+    _log.get(_LOGGER).debug(f"Using {count} workers for file mounts.")
     return count  # type: ignore[no-any-return]
 
 

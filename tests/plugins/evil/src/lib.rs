@@ -46,6 +46,11 @@ impl text::Guest for Evil {
     fn base36_encode(command: String) -> Result<String, Error> {
         match command.as_str() {
             "ok" => Ok("fine".into()),
+            // Guest state that outlives a call only if its instance is reused.
+            "count" => {
+                static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                Ok((CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1).to_string())
+            }
             "read-absolute" => std::fs::read_to_string("/etc/passwd").map_err(|e| value_error(e.to_string())),
             "read-dotdot" => std::fs::read_to_string("../../../../etc/passwd").map_err(|e| value_error(e.to_string())),
             "loop" => {
