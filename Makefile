@@ -54,6 +54,7 @@ test-python: component plugins
 test: lint test-rust test-python
 
 bench: build
+	rm -rf target/criterion
 	$(CARGO) bench --locked -p skyutils-host --bench component
 	$(PY) python-host/benchmarks/run.py
 	$(PY) host/benches/report.py > /dev/null

@@ -63,10 +63,18 @@ def rust_rows(t: dict[str, float]) -> list[Row]:
     for fn in ["base36_encode", "format_float", "truncate_long_string"]:
         goal, met = ("≤ 3x native (≤ ~300 ns overhead)", lambda a, b: a <= 3 * b) if fn == "base36_encode" else ("informative", None)
         rows.append(compare(t, f"{fn} per call", f"pure/{fn}/component", f"pure/{fn}/native", goal, met))
+    rows.append(compare(t, "string echo per call (wasmtime's floor for a string call)", "pure/string_echo/component", "pure/string_echo/native", "informative", None))
+    if "pure/base36_encode/component" in t and "pure/base36_encode/native" in t:
+        over = t["pure/base36_encode/component"] - t["pure/base36_encode/native"]
+        floor = t.get("pure/string_echo/component", float("nan")) - t.get("pure/string_echo/native", float("nan"))
+        rows.append(("base36_encode overhead (component − native)", "vs string echo overhead", f"{fmt(over)} / {fmt(floor)}",
+                     f"{over / floor:.2f}x", "≤ ~300 ns overhead", "met" if over <= 300 else "**missed**"))
     rows.append(compare(t, "load precompiled vs compile", "instantiate/load_precompiled", "instantiate/compile_from_wasm", "informative", None))
-    if "instantiate/per_call_instance" in t:
-        v = t["instantiate/per_call_instance"]
-        rows.append(("fresh instance + call", "component", fmt(v), "—", "≤ 20 µs", "met" if v <= 20_000 else "**missed**"))
+    if "instantiate/instance_pre/pooling" in t:
+        v = t["instantiate/instance_pre/pooling"]
+        rows.append(("InstancePre instantiate (new store + instance, dropped)", "pooling allocator", fmt(v), "—", "≤ 20 µs", "met" if v <= 20_000 else "**missed**"))
+    rows.append(compare(t, "InstancePre instantiate", "instantiate/instance_pre/on_demand", "instantiate/instance_pre/pooling", "informative (does pooling help?)", None))
+    rows.append(compare(t, "is_process_alive per call", "instantiate/is_process_alive/fresh_instance", "instantiate/is_process_alive/reused_instance", "informative", None))
     for alg, tool in [("sha256", "sha256sum"), ("md5", "md5sum")]:
         rows.append(compare(t, f"hash_file {alg} 256 MiB", f"hash_256MiB/{alg}/native", f"hash_256MiB/{alg}/component",
                             "component ≥ 0.8x native speed", lambda a, b: a / b >= 0.8))

@@ -7,6 +7,8 @@ sandboxed WebAssembly component (wasmtime-py), with a pure-Python fallback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import common_utils, subprocess_utils
 from ._backend import backend_info, set_backend
 from ._config import SETTINGS, Settings, configure
@@ -24,8 +26,7 @@ from ._errors import (
     SandboxTimeout,
     TrapError,
 )
-from ._plugin import Plugin, load
-from ._policy import CAPABILITIES, Policy
+from ._config import CAPABILITIES
 from .common_utils import (
     base36_encode,
     find_free_port,
@@ -43,7 +44,27 @@ from .subprocess_utils import (
     is_process_alive,
 )
 
+if TYPE_CHECKING:
+    from ._plugin import Plugin, load
+    from ._policy import Policy
+
 __version__ = "0.1.0"
+
+# The plugin API is imported on first use (a dataclass-based Policy costs
+# milliseconds of import time that drop-in users should not pay).
+_LAZY = {"Plugin": "._plugin", "load": "._plugin", "Policy": "._policy"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CAPABILITIES",

@@ -17,8 +17,8 @@ from typing import Any, Callable, List
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
-from wasmtime import component as wc
-from wasmtime.component._enter import maybe_raise_last_exn
+
+from ._capi import Resource, TypeDesc, raise_last_exception
 
 Keep = List[Any]
 
@@ -161,36 +161,41 @@ def _bytes_lift(v: Val) -> bytes:
     return raw[_OF::VAL_SIZE]
 
 
-def compile_lower(ty: Any) -> Lower:
-    """A function writing a Python value of component type ``ty`` into a slot."""
-    if isinstance(ty, wc.Bool):
+_INT_RANGES = {
+    "s64": (S64, *_I64),
+    "u64": (U64, 0, (1 << 64) - 1),
+    "s32": (S32, -(1 << 31), (1 << 31) - 1),
+    "u32": (U32, 0, (1 << 32) - 1),
+}
+
+
+def compile_lower(ty: TypeDesc) -> Lower:
+    """A function writing a Python value of component type ``ty`` (a type
+    description, see :mod:`._capi`) into a slot."""
+    kind = ty[0]
+    if kind == "bool":
 
         def lower_bool(v: Any, slot: Val, keep: Keep) -> None:
             slot.kind = BOOL
             slot.of.boolean = bool(v)
 
         return lower_bool
-    if isinstance(ty, wc.S64):
-        return _int_lower(S64, "s64", *_I64)
-    if isinstance(ty, wc.U64):
-        return _int_lower(U64, "u64", 0, (1 << 64) - 1)
-    if isinstance(ty, wc.S32):
-        return _int_lower(S32, "s32", -(1 << 31), (1 << 31) - 1)
-    if isinstance(ty, wc.U32):
-        return _int_lower(U32, "u32", 0, (1 << 32) - 1)
-    if isinstance(ty, wc.F64):
+    if kind in _INT_RANGES:
+        code, lo, hi = _INT_RANGES[kind]
+        return _int_lower(code, kind, lo, hi)
+    if kind == "f64":
 
         def lower_f64(v: Any, slot: Val, keep: Keep) -> None:
             slot.kind = F64
             slot.of.f64 = v
 
         return lower_f64
-    if isinstance(ty, wc.String):
+    if kind == "string":
         return _string_lower
-    if isinstance(ty, wc.ListType):
-        if isinstance(ty.element, wc.U8):
+    if kind == "list":
+        if ty[1] == ["u8"]:
             return _bytes_lower
-        elem = compile_lower(ty.element)
+        elem = compile_lower(ty[1])
 
         def lower_list(v: Any, slot: Val, keep: Keep) -> None:
             n = len(v)
@@ -203,8 +208,8 @@ def compile_lower(ty: Any) -> Lower:
             slot.of.list.data = ctypes.cast(arr, POINTER(Val))
 
         return lower_list
-    if isinstance(ty, wc.TupleType):
-        elems = [compile_lower(t) for t in ty.elements]
+    if kind == "tuple":
+        elems = [compile_lower(t) for t in ty[1]]
 
         def lower_tuple(v: Any, slot: Val, keep: Keep) -> None:
             arr = (Val * len(elems))()
@@ -216,8 +221,8 @@ def compile_lower(ty: Any) -> Lower:
             slot.of.list.data = ctypes.cast(arr, POINTER(Val))
 
         return lower_tuple
-    if isinstance(ty, wc.EnumType):
-        names = {n: n.encode() for n in ty.names}
+    if kind == "enum":
+        names = {n: n.encode() for n in ty[1]}
 
         def lower_enum(v: Any, slot: Val, keep: Keep) -> None:
             b = names[v]
@@ -226,8 +231,8 @@ def compile_lower(ty: Any) -> Lower:
             slot.of.str_in.data = b
 
         return lower_enum
-    if isinstance(ty, wc.OptionType):
-        inner = compile_lower(ty.payload)
+    if kind == "option":
+        inner = compile_lower(ty[1])
 
         def lower_option(v: Any, slot: Val, keep: Keep) -> None:
             slot.kind = OPTION
@@ -240,8 +245,8 @@ def compile_lower(ty: Any) -> Lower:
             slot.of.option = ctypes.pointer(cell)
 
         return lower_option
-    if isinstance(ty, wc.VariantType):
-        cases = {n: (n.encode(), None if t is None else compile_lower(t)) for n, t in ty.cases}
+    if kind == "variant":
+        cases = {n: (n.encode(), None if t is None else compile_lower(t)) for n, t in ty[1]}
 
         def lower_variant(v: Any, slot: Val, keep: Keep) -> None:
             tag, payload = v
@@ -258,7 +263,7 @@ def compile_lower(ty: Any) -> Lower:
             slot.of.variant_in.val = ctypes.pointer(cell)
 
         return lower_variant
-    if isinstance(ty, (wc.BorrowType, wc.OwnType)):
+    if kind in ("own", "borrow"):
 
         def lower_resource(v: Any, slot: Val, keep: Keep) -> None:
             slot.kind = RESOURCE
@@ -268,61 +273,53 @@ def compile_lower(ty: Any) -> Lower:
     raise TypeError(f"unsupported parameter type {ty!r}")
 
 
-def compile_lift(ty: Any) -> Lift:
+def compile_lift(ty: TypeDesc) -> Lift:
     """A function reading a value of component type ``ty`` (results are
     ``(True, ok)`` / ``(False, err)``, variants ``(tag, payload)``, records
     dicts, options ``None`` or the value)."""
-    if isinstance(ty, wc.Bool):
+    kind = ty[0]
+    if kind == "bool":
         return lambda v: bool(v.of.boolean)
-    for cls, field in (
-        (wc.S64, "s64"),
-        (wc.U64, "u64"),
-        (wc.S32, "s32"),
-        (wc.U32, "u32"),
-        (wc.U8, "u8"),
-        (wc.F64, "f64"),
-        (wc.F32, "f32"),
-    ):
-        if isinstance(ty, cls):
-            return lambda v, field=field: getattr(v.of, field)  # type: ignore[misc]
-    if isinstance(ty, (wc.String, wc.EnumType)):
+    if kind in ("s64", "u64", "s32", "u32", "u8", "f64", "f32"):
+        return lambda v, field=kind: getattr(v.of, field)  # type: ignore[misc]
+    if kind in ("string", "enum"):
         return _string_lift
-    if isinstance(ty, wc.ListType):
-        if isinstance(ty.element, wc.U8):
+    if kind == "list":
+        if ty[1] == ["u8"]:
             return _bytes_lift
-        elem = compile_lift(ty.element)
+        elem = compile_lift(ty[1])
 
         def lift_list(v: Val) -> List[Any]:
             data = v.of.list.data
             return [elem(data[i]) for i in range(v.of.list.size)]
 
         return lift_list
-    if isinstance(ty, wc.TupleType):
-        elems = [compile_lift(t) for t in ty.elements]
+    if kind == "tuple":
+        elems = [compile_lift(t) for t in ty[1]]
 
         def lift_tuple(v: Val) -> Any:
             data = v.of.list.data
             return tuple(f(data[i]) for i, f in enumerate(elems))
 
         return lift_tuple
-    if isinstance(ty, wc.RecordType):
-        fields = [(n, compile_lift(t)) for n, t in ty.fields]
+    if kind == "record":
+        fields = [(n, compile_lift(t)) for n, t in ty[1]]
 
         def lift_record(v: Val) -> Any:
             data = v.of.record.data
             return {n: f(data[i].val) for i, (n, f) in enumerate(fields)}
 
         return lift_record
-    if isinstance(ty, wc.OptionType):
-        inner = compile_lift(ty.payload)
+    if kind == "option":
+        inner = compile_lift(ty[1])
 
         def lift_option(v: Val) -> Any:
             p = v.of.option
             return inner(p.contents) if p else None
 
         return lift_option
-    if isinstance(ty, wc.ResultType):
-        ok_t, err_t = ty.ok, ty.err
+    if kind == "result":
+        ok_t, err_t = ty[1], ty[2]
         ok = None if ok_t is None else compile_lift(ok_t)
         err = None if err_t is None else compile_lift(err_t)
 
@@ -333,8 +330,8 @@ def compile_lift(ty: Any) -> Lift:
             return (False, err(r.val.contents) if err and r.val else None)
 
         return lift_result
-    if isinstance(ty, wc.VariantType):
-        cases = {n: None if t is None else compile_lift(t) for n, t in ty.cases}
+    if kind == "variant":
+        cases = {n: None if t is None else compile_lift(t) for n, t in ty[1]}
 
         def lift_variant(v: Val) -> Any:
             tag = _string_lift_name(v.of.variant.disc)
@@ -343,14 +340,14 @@ def compile_lift(ty: Any) -> Lift:
             return (tag, inner(p.contents) if inner and p else None)
 
         return lift_variant
-    if isinstance(ty, wc.OwnType):
+    if kind == "own":
 
         def lift_own(v: Val) -> Any:
             addr = v.of.resource
             v.kind = BOOL  # ownership moves to the Python object
             v.of.boolean = False
             ptr = ctypes.cast(addr, POINTER(ffi.wasmtime_component_resource_any_t))
-            return wc.ResourceAny._from_ptr(ptr)
+            return Resource(ptr)
 
         return lift_own
     raise TypeError(f"unsupported result type {ty!r}")
@@ -404,12 +401,12 @@ class FastFunc:
 
     __slots__ = ("_func", "_lowers", "_lift", "_n", "_argty")
 
-    def __init__(self, func: wc.Func, store: Any) -> None:
-        fty = func.type(store)
-        self._func = func._func
-        self._lowers = [compile_lower(t) for _, t in fty.params]
-        rty = fty.result
-        self._lift = None if rty is None else compile_lift(rty)
+    def __init__(self, func: Any, params: List[TypeDesc], result: TypeDesc) -> None:
+        """``func`` is a raw ``wasmtime_component_func_t``; ``params`` and
+        ``result`` describe its type."""
+        self._func = func
+        self._lowers = [compile_lower(t) for t in params]
+        self._lift = None if result is None else compile_lift(result)
         self._n = len(self._lowers)
         self._argty = Val * self._n
 
@@ -431,7 +428,7 @@ class FastFunc:
         )
         if err:
             error = WasmtimeError._from_ptr(ctypes.cast(err, POINTER(ffi.wasmtime_error_t)))
-            maybe_raise_last_exn()
+            raise_last_exception()
             raise error
         if lift is None:
             return None

@@ -6,14 +6,12 @@ messages are mapped back to the caller's spelling."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 from ._errors import CapabilityDeniedError
 
 
-@dataclass(frozen=True)
-class PathGrant:
+class PathGrant(NamedTuple):
     """The guest's view of one caller path."""
 
     display: str

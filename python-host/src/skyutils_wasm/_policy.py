@@ -7,8 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Optional, Sequence, Tuple
 
-#: Every host capability behind the ``host-facts`` import.
-CAPABILITIES: FrozenSet[str] = frozenset({"cpu", "memory", "file-limits", "processes", "network"})
+from ._config import CAPABILITIES
 
 
 @dataclass(frozen=True)

@@ -26,23 +26,37 @@ import threading
 import weakref
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    FrozenSet,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
 
 import ctypes
 
+import json
+
 import wasmtime
 from wasmtime import _ffi as ffi
-from wasmtime import component as wc
-from wasmtime.component._enter import catch_exceptions
 
-from . import _abi
+from . import _abi, _capi
 from ._config import SETTINGS
 from ._errors import MissingExportError, OutOfFuelError, OutputTooLargeError, PluginLoadError
 from ._errors import SandboxError, SandboxMemoryError, SandboxTimeout, TrapError
 from ._errors import raise_component_error
 from ._facts import HostFacts
 from ._grants import PathGrant, display_error, grant, preopen_dirs
-from ._policy import CAPABILITIES, Policy
+
+if TYPE_CHECKING:
+    from ._policy import Policy
+from ._config import CAPABILITIES
 
 
 COMPONENT_PATH = Path(__file__).with_name("skyutils.wasm")
@@ -167,31 +181,43 @@ class Runtime:
             wasm = wasm.read_bytes()
         self.component_sha256 = digest or sha256_hex(wasm)
         self.cache_note = ""
+        #: Where this component's export type descriptions are cached.
+        self.types_path: Optional[Path] = None
         self.component = self._load(wasm)
-        self.linker = wc.Linker(self.engine)
+        #: Export type descriptions (``iface#name`` -> [params, result]).
+        self.types: Dict[str, Any] = self._load_types()
+        self._types_lock = threading.Lock()
+        self.linker = _capi.Linker(self.engine)
         self.linker.add_wasip2()
-        with self.linker.root() as root:
-            with root.add_instance(f"{PKG}/host-facts@{VER}") as hf:
+        root = self.linker.root()
+        try:
+            hf = root.add_instance(f"{PKG}/host-facts@{VER}")
+            try:
                 _define_host_facts(hf, capabilities, facts)
+            finally:
+                hf.close()
+        finally:
+            root.close()
 
-    def _load(self, wasm: bytes) -> wc.Component:
+    def _load(self, wasm: bytes) -> _capi.Component:
         d = cache_dir()
         if d is None:
             self.cache_note = "no cache directory"
-            return wc.Component(self.engine, wasm)
+            return _capi.Component(self.engine, wasm)
         config = _ENGINE_CONFIG_KEY + (";fuel=1" if self.metered else "")
         # The component's own digest keeps plugins and the packaged component
         # apart; the runtime part only has to tell wasmtime builds apart.
         runtime = zlib.crc32(f"wasmtime-{wasmtime_version()}\0{config}".encode())
         path = d / f"skyutils-{self.component_sha256[:32]}-{runtime:08x}.cwasm"
+        self.types_path = path.with_suffix(".types.json")
         if path.is_file():
             try:
-                comp = wc.Component.deserialize_file(self.engine, str(path))
+                comp = _capi.Component.deserialize_file(self.engine, str(path))
                 self.cache_note = f"loaded {path}"
                 return comp
             except wasmtime.WasmtimeError:
                 pass
-        comp = wc.Component(self.engine, wasm)
+        comp = _capi.Component(self.engine, wasm)
         try:
             d.mkdir(parents=True, exist_ok=True)
             import tempfile
@@ -208,6 +234,41 @@ class Runtime:
         except OSError as e:
             self.cache_note = f"compiled, cache not writable: {e}"
         return comp
+
+    def _load_types(self) -> Dict[str, Any]:
+        """The cached export type descriptions ({} when absent or unreadable)."""
+        if self.types_path is None:
+            return {}
+        try:
+            types = json.loads(self.types_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return types if isinstance(types, dict) else {}
+
+    def func_type(self, key: str, func: Any, store: wasmtime.Store) -> Any:
+        """``[params, result]`` of export ``key``: from the cache, else
+        described once (importing wasmtime-py's type reflection) and cached."""
+        ty = self.types.get(key)
+        if ty is not None:
+            return ty
+        ty = list(_capi.describe_func(func, store))
+        with self._types_lock:
+            self.types[key] = ty
+            if self.types_path is not None:
+                self._store_types(self.types_path, dict(self.types))
+        return ty
+
+    @staticmethod
+    def _store_types(path: Path, types: Dict[str, Any]) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(json.dumps(types))
+            os.replace(tmp, path)
+        except OSError:  # a cache that cannot be written only costs speed
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
 
     def session(
         self,
@@ -298,21 +359,45 @@ def _write_result(results: Any, value: Any, error: Optional[str], set_ok: Setter
     out.of.result.val = ffi.wasmtime_component_val_new(ctypes.byref(inner))
 
 
-# Host functions defined straight on the C API: wasmtime-py's generic
-# ``add_func`` re-reads the import's type on every call (~25 us); these read
-# their arguments and write their ``result<T, string>`` directly.
+def _set_limit(v: Any, value: Any) -> None:
+    """``limit``: ``finite(u64)``, or ``unlimited`` for None."""
+    v.kind = ffi.WASMTIME_COMPONENT_VARIANT
+    if value is None:
+        v.of.variant.discriminant = ffi.str_to_capi("unlimited")
+        v.of.variant.val = None
+        return
+    num = ffi.wasmtime_component_val_t()
+    _set_u64(num, value)
+    v.of.variant.discriminant = ffi.str_to_capi("finite")
+    v.of.variant.val = ffi.wasmtime_component_val_new(ctypes.byref(num))
+
+
+def _set_nofile(v: Any, value: Any) -> None:
+    """``nofile``: a record of two limits, from ``(soft, hard)``."""
+    raw = ffi.wasmtime_component_valrecord_t()
+    ffi.wasmtime_component_valrecord_new_uninit(raw, 2)
+    for i, (name, limit) in enumerate(zip(("soft", "hard"), value)):
+        _set_limit(raw.data[i].val, limit)
+        raw.data[i].name = ffi.str_to_capi(name)
+    v.kind = ffi.WASMTIME_COMPONENT_RECORD
+    v.of.record = raw
+
+
+# Host functions defined straight on the C API (wasmtime-py's generic
+# ``add_func`` re-reads the import's type on every call, ~25 us): each reads
+# its arguments and writes its ``result<T, string>`` directly.
 _RAW_FUNCS: Dict[int, Tuple[Callable[[Any], Any], Setter]] = {}
 _raw_ids = iter(range(1, 1 << 62))
 
 
 @ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
 def _raw_impl(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any) -> Any:
-    def run(_store: Any) -> None:
+    def run() -> None:
         fn, set_ok = _RAW_FUNCS[idx or 0]
         value, error = fn(args)
         _write_result(res, value, error, set_ok)
 
-    return catch_exceptions(context, run)
+    return _capi.catch_exceptions(run)
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
@@ -320,31 +405,23 @@ def _raw_finalize(idx: Any) -> None:
     _RAW_FUNCS.pop(idx or 0, None)
 
 
-def _add_raw_func(hf: Any, name: str, fn: Callable[[Any], Any], set_ok: Setter) -> None:
+def _add_raw_func(
+    hf: _capi.LinkerInstance, name: str, fn: Callable[[Any], Any], set_ok: Setter
+) -> None:
     """Defines ``name``: ``fn(args)`` returns ``(value, error)``; ``set_ok``
     writes the value of the ``ok`` case."""
     idx = next(_raw_ids)
     _RAW_FUNCS[idx] = (fn, set_ok)
-    b = name.encode()
-    err = ffi.wasmtime_component_linker_instance_add_func(
-        hf.ptr(), ctypes.create_string_buffer(b), len(b), _raw_impl, idx, _raw_finalize
-    )
-    if err:
-        raise wasmtime.WasmtimeError._from_ptr(err)
+    hf.add_func(name, _raw_impl, idx, _raw_finalize)
 
 
 def _define_host_facts(
-    hf: Any, capabilities: FrozenSet[str] = CAPABILITIES, source: Optional[HostFacts] = None
+    hf: _capi.LinkerInstance,
+    capabilities: FrozenSet[str] = CAPABILITIES,
+    source: Optional[HostFacts] = None,
 ) -> None:
     def facts() -> Any:
         return SETTINGS.facts if source is None else source
-
-    def nofile(_s: Any) -> Any:
-        soft, hard = facts().nofile_limit()
-        rec = wc.Record()
-        rec.soft = soft
-        rec.hard = hard
-        return rec
 
     def fact(cap: str, read: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``read(args)`` as ``(value, None)``, or ``(None, <denied>)``."""
@@ -356,20 +433,17 @@ def _define_host_facts(
         method = name.replace("-", "_")
         read = lambda _a, m=method: getattr(facts(), m)()  # noqa: E731
         _add_raw_func(hf, name, fact("cpu", read), _set_option_u32)
-    _add_raw_func(
-        hf, "memory-total-bytes", fact("memory", lambda _a: facts().memory_total_bytes()), _set_u64
-    )
+    memory = fact("memory", lambda _a: facts().memory_total_bytes())
+    _add_raw_func(hf, "memory-total-bytes", memory, _set_u64)
+    nofile = fact("file-limits", lambda _a: facts().nofile_limit())
+    _add_raw_func(hf, "nofile-limit", nofile, _set_nofile)
     pid = fact("processes", lambda a: facts().pid_exists(a[0].of.u32))
     _add_raw_func(hf, "pid-exists", pid, _set_bool)
     port = fact("network", lambda a: facts().tcp4_port_bindable(a[0].of.u16))
     _add_raw_func(hf, "tcp4-port-bindable", port, _set_bool)
-    # A record of variants: rare enough for wasmtime-py's generic path. A
-    # denied capability answers err(<message>) (a str lowers to the err case
-    # of result<T, string> whenever T does not accept str).
-    if "file-limits" in capabilities:
-        hf.add_func("nofile-limit", nofile)
-    else:
-        hf.add_func("nofile-limit", lambda _s: _denied("file-limits"))
+
+
+_set_epoch_deadline = ffi.wasmtime_context_set_epoch_deadline
 
 
 class Session:
@@ -431,17 +505,14 @@ class Session:
         key = f"{iface}#{name}"
         f = self.funcs.get(key)
         if f is None:
-            inst, store = self.instance, self.store
             full = f"{PKG}/{iface}@{VER}"
-            idx = inst.get_export_index(store, full)
-            if idx is None:
-                raise MissingExportError(full)
-            fidx = inst.get_export_index(store, name, idx)
-            raw = inst.get_func(store, fidx) if fidx is not None else None
-            if raw is None:
-                raise MissingExportError(f"{full}#{name}")
             try:
-                f = _abi.FastFunc(raw, store)
+                raw = self.instance.func(self.store, full, name)
+            except LookupError as e:
+                raise MissingExportError(str(e.args[0])) from None
+            try:
+                params, result = self.rt.func_type(key, raw, self.store)
+                f = _abi.FastFunc(raw, params, result)
             except TypeError as e:
                 raise MissingExportError(f"{full}#{name} (unsupported type: {e})") from None
             self.funcs[key] = f
@@ -456,7 +527,8 @@ class Session:
             if self.pending_drops:
                 self._drop_pending()
             limits = self.limits
-            self.store.set_epoch_deadline(int(limits.deadline / EPOCH_TICK_S) + 1)
+            # Straight to the C API: wasmtime-py's wrapper costs ~1 µs.
+            _set_epoch_deadline(self.ctx, int(limits.deadline / EPOCH_TICK_S) + 1)
             if limits.fuel is not None:
                 self.store.set_fuel(limits.fuel)
             try:

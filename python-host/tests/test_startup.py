@@ -1,0 +1,44 @@
+"""Start-up stays light: with a warm compiled-component cache, importing the
+package and making the first calls loads none of the heavy modules
+(``wasmtime.component`` alone costs ~16 ms). Checked by module presence,
+not by timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+
+HEAVY = ["wasmtime.component", "dataclasses", "importlib.metadata", "logging", "hashlib"]
+
+PROBE = """
+import json, sys
+import skyutils_wasm as s
+assert s.base36_encode("ff") == "73"
+assert s.truncate_long_string("abcdefgh", 5, True) == "a...h"
+assert s.get_cpu_count() >= 1
+assert s.is_process_alive(1) in (True, False)
+print(json.dumps({"backend": s.backend_info()["backend"],
+                  "loaded": [m for m in sys.argv[1:] if m in sys.modules]}))
+"""
+
+
+def _run(cache: Path) -> dict[str, object]:
+    env = dict(os.environ, PYTHONPATH=str(HERE / "src"), SKYUTILS_CACHE_DIR=str(cache))
+    env.pop("SKYUTILS_BACKEND", None)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *HEAVY], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_warm_start_loads_no_heavy_module(tmp_path: Path) -> None:
+    cold = _run(tmp_path)  # compiles, describes the export types, caches both
+    assert cold["backend"] == "wasm"
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".cwasm", ".json"]
+    warm = _run(tmp_path)
+    assert warm == {"backend": "wasm", "loaded": []}
