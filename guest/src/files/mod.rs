@@ -43,6 +43,12 @@ fn stat(path: &str) -> Result<Metadata> {
 /// `IsADirectoryError` even where the OS would open it.
 fn open_for_read(path: &str) -> Result<File> {
     stat(path)?;
+    open_stated(path).map(|(file, _)| file)
+}
+
+/// [`open_for_read`] for a path [`stat`] has just accepted; also returns the
+/// file's size (so callers need no further metadata round trip).
+fn open_stated(path: &str) -> Result<(File, u64)> {
     let file = File::open(path).map_err(|e| Error::from_io(&e, Some(path)))?;
     let meta = file
         .metadata()
@@ -50,5 +56,5 @@ fn open_for_read(path: &str) -> Result<File> {
     if meta.is_dir() {
         return Err(Error::from_errno(crate::error::EISDIR, Some(path)));
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }

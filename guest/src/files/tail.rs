@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
-use super::{open_for_read, stat};
+use super::{open_stated, stat};
 use crate::error::{Error, OsError, Result};
 
 /// The UTF-8 error handlers the component implements.
@@ -72,9 +72,11 @@ pub fn read_last_n_raw(file_path: &str, n: i64, chunk_size: i64) -> Result<Vec<V
             cause: Some(cause),
         }
     };
-    let mut file = open_for_read(file_path).map_err(wrap)?;
+    // `stat` above accepted the path: open it without a second round trip.
+    let (mut file, size) = open_stated(file_path).map_err(wrap)?;
     let block = (chunk_size as u64).clamp(MIN_BLOCK, MAX_BLOCK);
-    let data = read_tail(&mut file, n as u64, block).map_err(|e| wrap(Error::from_io(&e, None)))?;
+    let data =
+        read_tail(&mut file, size, n as u64, block).map_err(|e| wrap(Error::from_io(&e, None)))?;
     Ok(last_pieces(&data, n as u64))
 }
 
@@ -90,11 +92,10 @@ fn os_error_of(err: Error) -> OsError {
     }
 }
 
-/// Reads blocks backwards from the end until more than `n` newlines are held
-/// or the start of the file is reached; returns the bytes read (a suffix of
-/// the file).
-fn read_tail(file: &mut File, n: u64, block: u64) -> std::io::Result<Vec<u8>> {
-    let size = file.seek(SeekFrom::End(0))?;
+/// Reads blocks backwards from the end (`size`, as the open file reports
+/// it) until more than `n` newlines are held or the start of the file is
+/// reached; returns the bytes read (a suffix of the file).
+fn read_tail(file: &mut File, size: u64, n: u64, block: u64) -> std::io::Result<Vec<u8>> {
     if size == 0 {
         // Linux procfs files report size 0 yet have content; Linux refuses
         // to seek to their end (EINVAL) where a WASI filesystem says 0.
