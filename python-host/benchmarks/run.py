@@ -39,6 +39,7 @@ def ensure_data() -> None:
     blob = DATA / "random-16MiB.bin"
     if not blob.exists() or blob.stat().st_size != 16 << 20:
         blob.write_bytes(os.urandom(16 << 20))
+    (DATA / "small.log").write_text("one\ntwo\nthree\n")
     if not (DATA / "log-1GiB.log").exists() or not (DATA / "dir10k").is_dir():
         sys.exit("run the Rust benches first (make bench) to create target/bench-data")
 
@@ -106,7 +107,16 @@ def main() -> None:
             for name, times in run(system).items():
                 samples[system].setdefault(name, []).extend(times)
     rows: list[list[str]] = []
-    for name in samples["upstream"]:
+    for name in samples["wasm"]:
+        if name not in samples["upstream"]:
+            # No upstream counterpart: the wasm backend against the pure one.
+            ours = statistics.median(samples["wasm"][name])
+            pure = statistics.median(samples["pure"][name])
+            rows.append(
+                [name, "wasm vs pure", f"{fmt(ours)} / {fmt(pure)}", f"{ours / pure:.2f}x"]
+                + ["informative", "—"]
+            )
+            continue
         up = statistics.median(samples["upstream"][name])
         for system in ("wasm", "pure"):
             ours = statistics.median(samples[system][name])

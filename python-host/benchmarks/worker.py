@@ -47,8 +47,9 @@ def functions(system: str, data: str) -> dict[str, Callable[[], Any]]:
     log = os.path.join(data, "log-1GiB.log")
     blob = os.path.join(data, "random-16MiB.bin")
     dir10k = os.path.join(data, "dir10k")
+    small = os.path.join(data, "small.log")
     pid = os.getpid()
-    return {
+    table: dict[str, Callable[[], Any]] = {
         "base36_encode": lambda: cu.base36_encode(HEX32),
         "format_float": lambda: cu.format_float(1234.5678, 2),
         "truncate_long_string": lambda: cu.truncate_long_string(SENTENCE),
@@ -63,7 +64,23 @@ def functions(system: str, data: str) -> dict[str, Callable[[], Any]]:
             {"/r": dir10k}
         ),
         "estimate_fd_for_directory_10k": lambda: estimate(dir10k),
+        # Floors: a string call with no work in it, and a tail of a 3-line
+        # file (the per-call cost without the data).
+        "string_echo": lambda: cu.truncate_long_string("abc", 80),
+        "read_last_n_lines_3_lines": lambda: cu.read_last_n_lines(small, 10),
     }
+    if system != "upstream":
+        # The same call without the cgroup preopen: what the WASI file
+        # operations cost (no upstream counterpart; compared with pure).
+        def cpu_count_without_cgroups() -> Any:
+            cu.configure(cgroup_root=None)
+            try:
+                return cu.get_cpu_count()
+            finally:
+                cu.configure(cgroup_root="/sys/fs/cgroup")
+
+        table["get_cpu_count_cgroups_hidden"] = cpu_count_without_cgroups
+    return table
 
 
 def measure(fn: Callable[[], Any], budget_s: float) -> list[float]:
