@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from skyutils_wasm import _wasm
 
@@ -51,3 +52,14 @@ def test_wasmtime_version_from_dist_info() -> None:
     from importlib import metadata
 
     assert _wasm.wasmtime_version() == metadata.version("wasmtime")
+
+
+def test_a_damaged_types_file_is_described_again(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("SKYUTILS_CACHE_DIR", str(tmp_path))
+    rt = _wasm.Runtime()
+    assert rt.types_path is not None and rt.types_path.parent == tmp_path
+    for damage in ("{not json", '{"text#base36-encode": 7}', "[]"):
+        rt.types_path.write_text(damage)
+        backend = _wasm.WasmBackend(_wasm.Runtime())
+        assert backend.base36_encode("ff") == "73"
+        assert backend.format_float(1.25, 1) == "1.2"

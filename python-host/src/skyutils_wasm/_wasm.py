@@ -249,7 +249,7 @@ class Runtime:
         """``[params, result]`` of export ``key``: from the cache, else
         described once (importing wasmtime-py's type reflection) and cached."""
         ty = self.types.get(key)
-        if ty is not None:
+        if isinstance(ty, list) and len(ty) == 2 and isinstance(ty[0], list):
             return ty
         ty = list(_capi.describe_func(func, store))
         with self._types_lock:
