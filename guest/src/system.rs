@@ -3,6 +3,7 @@
 //! and cgroup files through [`Context`].
 
 use std::fs;
+use std::io::Read as _;
 use std::path::PathBuf;
 
 use crate::error::{Error, OsError, Result};
@@ -46,8 +47,14 @@ const GIB: f64 = 1_073_741_824.0;
 
 impl Context<'_> {
     /// Text of a cgroup file; `None` on any read failure or invalid UTF-8.
+    /// (Open and read, without `fs::read`'s size query: each filesystem call
+    /// is a round trip to the host, and cgroup files are tiny.)
     fn cgroup_text(&self, relative: &str) -> Option<String> {
-        String::from_utf8(fs::read(self.cgroup_root.join(relative)).ok()?).ok()
+        let mut bytes = Vec::with_capacity(64);
+        fs::File::open(self.cgroup_root.join(relative))
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .ok()?;
+        String::from_utf8(bytes).ok()
     }
 
     fn cgroup_v2(&self) -> bool {
