@@ -291,3 +291,15 @@ fn hash_objects_expose_hashlib_metadata() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn replacing_the_facts_drops_idle_instances() {
+    let me = std::process::id();
+    let utils = Utils::new(Policy::default()).unwrap();
+    assert!(utils.is_process_alive(i64::from(me)).unwrap());
+    // An idle instance now holds this machine's facts; the new source must
+    // answer the next call, not that instance.
+    let no_pids = serde_json::json!({ "pids_alive": [] });
+    let utils = utils.with_facts(Arc::new(common::FakeFacts::new(Some(&no_pids))));
+    assert!(!utils.is_process_alive(i64::from(me)).unwrap());
+}

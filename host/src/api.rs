@@ -113,9 +113,12 @@ impl Utils {
         }
     }
 
-    /// Replaces the source of host facts (tests supply fakes).
+    /// Replaces the source of host facts (tests supply fakes); idle
+    /// instances wired to the old source are dropped.
     pub fn with_facts(mut self, facts: Arc<dyn HostFacts>) -> Self {
         self.facts = facts;
+        self.text_pool = Pool::default();
+        self.pool = Pool::default();
         self
     }
 
