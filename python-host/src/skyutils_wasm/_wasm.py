@@ -106,6 +106,21 @@ def wasmtime_version() -> str:
     return _wasmtime_version
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Writes ``path`` through a temporary file and a rename, so concurrent
+    processes never see a partial cache entry."""
+    import tempfile  # only when a cache entry is written
+
+    fd, tmp = tempfile.mkstemp(prefix=".skyutils-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def sha256_hex(data: bytes) -> str:
     """SHA-256 of ``data``; :mod:`hashlib` is imported here, on first use,
     because loading OpenSSL costs ~4 ms of import time."""
@@ -220,16 +235,7 @@ class Runtime:
         comp = _capi.Component(self.engine, wasm)
         try:
             d.mkdir(parents=True, exist_ok=True)
-            import tempfile
-
-            fd, tmp = tempfile.mkstemp(prefix=".skyutils-", suffix=".tmp", dir=d)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(comp.serialize())
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            _write_atomically(path, comp.serialize())
             self.cache_note = f"compiled, stored {path}"
         except OSError as e:
             self.cache_note = f"compiled, cache not writable: {e}"
@@ -255,20 +261,11 @@ class Runtime:
         with self._types_lock:
             self.types[key] = ty
             if self.types_path is not None:
-                self._store_types(self.types_path, dict(self.types))
+                try:
+                    _write_atomically(self.types_path, json.dumps(self.types).encode())
+                except OSError:  # a cache that cannot be written only costs speed
+                    pass
         return ty
-
-    @staticmethod
-    def _store_types(path: Path, types: Dict[str, Any]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_text(json.dumps(types))
-            os.replace(tmp, path)
-        except OSError:  # a cache that cannot be written only costs speed
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
 
     def session(
         self,
