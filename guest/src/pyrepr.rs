@@ -21,14 +21,46 @@ pub fn is_printable(c: char) -> bool {
 /// `repr(s)`: quotes with `'` unless `s` has `'` and no `"`; escapes `\`, the
 /// quote, TAB, LF, CR and non-printable characters (`\xhh`, `\uhhhh`, `\Uhhhhhhhh`).
 pub fn repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
+    repr_units(
+        s.contains('\'') && !s.contains('"'),
+        s.len(),
+        s.chars().map(Ok),
+    )
+}
+
+/// `repr(os.fsdecode(bytes))`: the `repr` of the `str` Python makes of a
+/// POSIX path (UTF-8, each undecodable byte `b` as the lone surrogate
+/// `U+DC00 + b`, shown as `\udcXX`).
+pub fn repr_fsdecoded(bytes: &[u8]) -> String {
+    let has = |b: u8| bytes.contains(&b);
+    let units = bytes.utf8_chunks().flat_map(|chunk| {
+        chunk
+            .valid()
+            .chars()
+            .map(Ok)
+            .chain(chunk.invalid().iter().map(|&b| Err(b)))
+    });
+    repr_units(has(b'\'') && !has(b'"'), bytes.len(), units)
+}
+
+/// The body of `repr`: `Ok(char)` for a code point, `Err(byte)` for an
+/// undecodable byte (a lone surrogate in Python).
+fn repr_units(
+    double_quote: bool,
+    len: usize,
+    units: impl Iterator<Item = Result<char, u8>>,
+) -> String {
+    let quote = if double_quote { '"' } else { '\'' };
+    let mut out = String::with_capacity(len + 2);
     out.push(quote);
-    for c in s.chars() {
+    for unit in units {
+        let c = match unit {
+            Ok(c) => c,
+            Err(byte) => {
+                out.push_str(&format!("\\u{:04x}", 0xdc00 + u32::from(byte)));
+                continue;
+            }
+        };
         match c {
             '\\' => out.push_str("\\\\"),
             '\t' => out.push_str("\\t"),
@@ -76,6 +108,13 @@ mod tests {
         assert_eq!(repr("a\tb\n\\"), "'a\\tb\\n\\\\'");
         assert_eq!(repr("\u{7f}\u{a0}\u{200b}é👍"), "'\\x7f\\xa0\\u200bé👍'");
         assert_eq!(repr("\u{e0001}"), "'\\U000e0001'");
+    }
+
+    #[test]
+    fn undecodable_bytes_show_as_surrogates() {
+        assert_eq!(repr_fsdecoded(b"/tmp/caf\xe9.log"), "'/tmp/caf\\udce9.log'");
+        assert_eq!(repr_fsdecoded(b"it's\xff"), "\"it's\\udcff\"");
+        assert_eq!(repr_fsdecoded("é".as_bytes()), repr("é"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::bindings::{files, system, text, DecodeErrors, Number};
 use crate::facts::{HostFacts, NativeFacts};
-use crate::grants::{display_error, grant, PathGrant};
+use crate::grants::{display_error, grant, guest_label, PathGrant};
 use crate::policy::{FileAccess, Policy};
 use crate::runtime::{Runtime, EPOCH_TICK};
 use crate::session::{MissingExport, Pool, Preopen, Session, View};
@@ -134,26 +134,18 @@ impl Utils {
             // No cgroup tree (e.g. not Linux) simply means "no cgroup limit".
             preopens.extend(Preopen::new(root, "/sys/fs/cgroup"));
         }
-        let at_itself = |dir: &Path| Preopen::new(dir, &dir.to_string_lossy());
         match &self.policy.files {
             FileAccess::AllowDirs(dirs) => {
                 for dir in dirs {
                     let dir = dir.canonicalize().map_err(|e| {
                         Error::Load(format!("allowed directory {}: {e}", dir.display()))
                     })?;
-                    preopens.extend(at_itself(&dir));
+                    preopens.extend(Preopen::new(&dir, &guest_label(&dir)));
                 }
             }
             FileAccess::PerCall => {
-                for dir in grants.iter().filter_map(|g| g.preopen.as_deref()) {
-                    // A directory this process cannot read is reached through
-                    // its parent instead, so the guest sees the real error
-                    // (a preopen would succeed and hide it).
-                    let readable = std::fs::File::open(dir).is_ok();
-                    preopens.extend(match dir.parent() {
-                        Some(parent) if !readable => at_itself(parent),
-                        _ => at_itself(dir),
-                    });
+                for (dir, label) in grants.iter().filter_map(|g| g.preopen.as_ref()) {
+                    preopens.extend(Preopen::new(dir, label));
                 }
             }
         }
@@ -281,25 +273,43 @@ impl Utils {
         }
     }
 
-    fn grant(&self, path: &str) -> Result<PathGrant, Error> {
+    fn grant(&self, path: &Path) -> Result<PathGrant, Error> {
         Ok(grant(path, &self.policy.files)?)
+    }
+
+    /// The grant of a file the guest must open by name.
+    fn named(&self, path: &Path) -> Result<PathGrant, Error> {
+        let g = self.grant(path)?;
+        if g.unnamed.is_some() {
+            return Err(Error::Call(skyutils_guest::Error::CapabilityDenied(
+                format!(
+                    "{}: a file name that is not valid UTF-8 cannot be passed to the sandbox",
+                    skyutils_guest::pyrepr::repr_fsdecoded(path.as_os_str().as_encoded_bytes())
+                ),
+            )));
+        }
+        Ok(g)
     }
 
     /// `read_last_n_lines(file_path, n)` with upstream's defaults
     /// (`chunk_size=8192`, UTF-8, `errors='replace'`).
-    pub fn read_last_n_lines(&self, file_path: &str, n: i64) -> Result<Vec<String>, Error> {
+    pub fn read_last_n_lines(
+        &self,
+        file_path: impl AsRef<Path>,
+        n: i64,
+    ) -> Result<Vec<String>, Error> {
         self.read_last_n_lines_with(file_path, n, 8192, DecodeErrors::Replace)
     }
 
     /// `read_last_n_lines` with every parameter.
     pub fn read_last_n_lines_with(
         &self,
-        file_path: &str,
+        file_path: impl AsRef<Path>,
         n: i64,
         chunk_size: i64,
         errors: DecodeErrors,
     ) -> Result<Vec<String>, Error> {
-        let g = self.grant(file_path)?;
+        let g = self.named(file_path.as_ref())?;
         let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
             let (files, s) = s.files()?;
             files.call_read_last_n_lines(s, &g.guest, n, chunk_size, errors)
@@ -310,11 +320,11 @@ impl Utils {
     /// The last `n` lines as raw byte pieces (for decoding with other codecs).
     pub fn read_last_n_raw(
         &self,
-        file_path: &str,
+        file_path: impl AsRef<Path>,
         n: i64,
         chunk_size: i64,
     ) -> Result<Vec<Vec<u8>>, Error> {
-        let g = self.grant(file_path)?;
+        let g = self.named(file_path.as_ref())?;
         let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
             let (files, s) = s.files()?;
             files.call_read_last_n_raw(s, &g.guest, n, chunk_size)
@@ -323,28 +333,28 @@ impl Utils {
     }
 
     /// `hash_file(path, hash_alg)`. For `shake_*` use [`Utils::hash_file_xof`].
-    pub fn hash_file(&self, path: &str, hash_alg: &str) -> Result<FileHash, Error> {
-        self.hash_file_inner(path, hash_alg, None)
+    pub fn hash_file(&self, path: impl AsRef<Path>, hash_alg: &str) -> Result<FileHash, Error> {
+        self.hash_file_inner(path.as_ref(), hash_alg, None)
     }
 
     /// `hash_file(path, hash_alg).digest(length)` for the extendable-output
     /// `shake_128` / `shake_256` (`length` in bytes).
     pub fn hash_file_xof(
         &self,
-        path: &str,
+        path: impl AsRef<Path>,
         hash_alg: &str,
         length: u32,
     ) -> Result<FileHash, Error> {
-        self.hash_file_inner(path, hash_alg, Some(length))
+        self.hash_file_inner(path.as_ref(), hash_alg, Some(length))
     }
 
     fn hash_file_inner(
         &self,
-        path: &str,
+        path: &Path,
         hash_alg: &str,
         length: Option<u32>,
     ) -> Result<FileHash, Error> {
-        let g = self.grant(path)?;
+        let g = self.named(path)?;
         let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
             let (files, s) = s.files()?;
             let hasher: ResourceAny = match files.call_hash_file(&mut *s, &g.guest, hash_alg)? {
@@ -429,19 +439,28 @@ impl Utils {
 
     /// `get_max_workers_for_file_mounts(common_file_mounts, cloud_str)`; the
     /// mapping is destination -> source.
-    pub fn get_max_workers_for_file_mounts(
+    pub fn get_max_workers_for_file_mounts<D: AsRef<str>, S: AsRef<Path>>(
         &self,
-        common_file_mounts: &[(String, String)],
+        common_file_mounts: &[(D, S)],
         cloud_str: Option<&str>,
     ) -> Result<Workers, Error> {
         let grants = common_file_mounts
             .iter()
-            .map(|(_, source)| self.grant(source))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(_, source)| {
+                let g = self.grant(source.as_ref())?;
+                if g.unnamed.is_none() {
+                    return Ok(g);
+                }
+                match g.unnamed_listing_error() {
+                    Some(err) if err.python_class() == "PermissionError" => Err(Error::Call(err)),
+                    _ => Ok(g.as_not_a_directory()),
+                }
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let mounts: Vec<(String, String)> = common_file_mounts
             .iter()
             .zip(&grants)
-            .map(|((dst, _), g)| (dst.clone(), g.guest.clone()))
+            .map(|((dst, _), g)| (dst.as_ref().to_string(), g.guest.clone()))
             .collect();
         let result = self.call(&grants, Cgroups::Hidden, |s| {
             let (system, s) = s.system()?;
@@ -461,8 +480,11 @@ impl Utils {
     }
 
     /// `estimate_fd_for_directory(path)`.
-    pub fn estimate_fd_for_directory(&self, path: &str) -> Result<u64, Error> {
-        let g = self.grant(path)?;
+    pub fn estimate_fd_for_directory(&self, path: impl AsRef<Path>) -> Result<u64, Error> {
+        let g = self.grant(path.as_ref())?;
+        if let Some(err) = g.unnamed_listing_error() {
+            return Err(Error::Call(err));
+        }
         let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
             let (files, s) = s.files()?;
             files.call_estimate_fd_for_directory(s, &g.guest)

@@ -1,63 +1,94 @@
 //! Turns the paths a call names into WASI grants: which host directory is
-//! pre-opened (read-only) and which path the guest opens.
+//! pre-opened (read-only), at which guest path, and which path the guest
+//! opens.
 //!
 //! The guest always opens the resolved (symlink-free, absolute) form of the
 //! path, so a symlinked log works exactly as upstream; the messages it
 //! reports are mapped back to the path as the caller wrote it.
+//!
+//! Host paths are bytes (`OsStr`), WASI paths are UTF-8 strings. A
+//! pre-opened directory whose host path is not UTF-8 appears in the guest
+//! under a label of its own (see [`guest_label`]); names *below* it are the
+//! real entry names, so they must be UTF-8 for the guest to open them. A file
+//! whose own name is not UTF-8 cannot be named to the guest at all: its grant
+//! says so ([`PathGrant::unnamed`]) and the caller decides.
 
+use std::ffi::OsStr;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
-use skyutils_guest::pyrepr::repr;
+use skyutils_guest::error::{EACCES, ENOTDIR};
+use skyutils_guest::pyrepr::{repr, repr_fsdecoded};
 use skyutils_guest::{Error as CallError, OsError};
 
 use crate::policy::FileAccess;
+
+/// Where guest labels of non-UTF-8 host directories live.
+const LABEL_ROOT: &str = "/.skyutils-host-path";
 
 /// The guest's view of one caller path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathGrant {
     /// The path as the caller wrote it (used in messages).
-    pub display: String,
+    pub display: PathBuf,
     /// The path the guest opens.
     pub guest: String,
-    /// The host directory to pre-open (at the same guest path), if any.
-    pub preopen: Option<PathBuf>,
+    /// The host directory to pre-open and the guest path it appears at.
+    pub preopen: Option<(PathBuf, String)>,
+    /// A file that exists but whose name is not UTF-8, so the guest cannot
+    /// open it by name (its resolved host path).
+    pub unnamed: Option<PathBuf>,
+}
+
+/// The guest path at which host directory `dir` is pre-opened: the path
+/// itself when it is UTF-8, else a label under [`LABEL_ROOT`] made of the
+/// path's bytes in hex (unique per path, and no UTF-8 path is relabelled).
+pub fn guest_label(dir: &Path) -> String {
+    match dir.to_str() {
+        Some(s) => s.to_string(),
+        None => format!(
+            "{LABEL_ROOT}/{}",
+            hex::encode(dir.as_os_str().as_encoded_bytes())
+        ),
+    }
+}
+
+/// `base` joined with the UTF-8 `rest` (`None` when `rest` is not UTF-8).
+fn join(base: &str, rest: &Path) -> Option<String> {
+    let rest = rest.to_str()?;
+    Some(match (base.ends_with('/'), rest.is_empty()) {
+        (_, true) => base.to_string(),
+        (true, false) => format!("{base}{rest}"),
+        (false, false) => format!("{base}/{rest}"),
+    })
 }
 
 /// Resolves `path` under `access`. In `AllowDirs` mode a path that resolves
-/// outside every allowed directory is refused.
-pub fn grant(path: &str, access: &FileAccess) -> Result<PathGrant, CallError> {
-    let unchanged = |preopen| PathGrant {
-        display: path.into(),
-        guest: path.into(),
-        preopen,
+/// outside every allowed directory, or whose resolved form is not UTF-8, is
+/// refused with a capability error naming it.
+pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
+    let unchanged = || PathGrant {
+        display: path.to_path_buf(),
+        guest: guest_label(path),
+        preopen: None,
+        unnamed: None,
     };
-    if path.is_empty() {
-        return Ok(unchanged(None));
+    if path.as_os_str().is_empty() {
+        return Ok(unchanged());
     }
     let absolute = match std::env::current_dir() {
         Ok(cwd) => cwd.join(path),
-        Err(_) => PathBuf::from(path),
+        Err(_) => path.to_path_buf(),
     };
     let (resolved, missing_child) = resolve(&absolute);
     let Some(resolved) = resolved else {
-        return Ok(unchanged(None));
+        return Ok(unchanged());
     };
     let is_dir = resolved.is_dir();
-    let mut guest = resolved.clone();
-    if let Some(rest) = &missing_child {
-        guest.push(rest);
-    }
-    let mut guest = guest.to_string_lossy().into_owned();
-    if path.ends_with('/') && !guest.ends_with('/') && (!is_dir || missing_child.is_some()) {
-        guest.push('/');
-    }
-    let needed = if is_dir {
-        resolved.clone()
-    } else {
-        parent(&resolved)
-    };
+    let trailing_slash = path.as_os_str().as_encoded_bytes().ends_with(b"/");
+    let slash = trailing_slash && (!is_dir || missing_child.is_some());
     if let FileAccess::AllowDirs(allowed) = access {
+        let shown = || repr_fsdecoded(path.as_os_str().as_encoded_bytes());
         let inside = allowed.iter().any(|dir| {
             let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
             resolved.starts_with(&dir)
@@ -65,7 +96,7 @@ pub fn grant(path: &str, access: &FileAccess) -> Result<PathGrant, CallError> {
         if !inside {
             return Err(CallError::CapabilityDenied(format!(
                 "{}: outside the allowed directories ({})",
-                repr(path),
+                shown(),
                 allowed
                     .iter()
                     .map(|d| d.display().to_string())
@@ -73,29 +104,111 @@ pub fn grant(path: &str, access: &FileAccess) -> Result<PathGrant, CallError> {
                     .join(", ")
             )));
         }
+        let mut full = resolved.clone();
+        full.extend(missing_child.iter());
+        let Some(mut guest) = full.to_str().map(str::to_string) else {
+            return Err(CallError::CapabilityDenied(format!(
+                "{}: not valid UTF-8, which the strict directory policy cannot grant",
+                shown()
+            )));
+        };
+        if slash && !guest.ends_with('/') {
+            guest.push('/');
+        }
         return Ok(PathGrant {
-            display: path.into(),
+            display: path.to_path_buf(),
             guest,
             preopen: None,
+            unnamed: None,
         });
     }
-    // A missing child of an existing directory can only be observed as
-    // "does not exist": nothing needs to be granted for that.
-    let preopen = match missing_child
-        .as_ref()
-        .and_then(|rest| rest.components().next())
-    {
-        Some(first) if is_dir => match resolved.join(first).symlink_metadata() {
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            _ => Some(needed),
-        },
-        _ => Some(needed),
+    // The directory the call needs: the path itself, or its parent. One this
+    // process cannot read is reached through its parent instead, so the guest
+    // sees the real error (a preopen would fail or hide it).
+    let needed = if is_dir {
+        resolved.clone()
+    } else {
+        parent(&resolved)
     };
+    let root = match std::fs::File::open(&needed) {
+        Err(_) => parent(&needed),
+        Ok(_) => needed,
+    };
+    let label = guest_label(&root);
+    let inside = resolved.strip_prefix(&root).unwrap_or(Path::new(""));
+    let Some(mut guest) = join(&label, inside) else {
+        // The file's own name is not UTF-8 (or an unreadable directory's).
+        return Ok(PathGrant {
+            display: path.to_path_buf(),
+            guest: label,
+            preopen: Some((root.clone(), guest_label(&root))),
+            unnamed: Some(resolved),
+        });
+    };
+    let mut preopen = Some((root, label));
+    if let Some(rest) = &missing_child {
+        // A missing child of an existing directory can only be observed as
+        // "does not exist": nothing needs to be granted for that.
+        let first = rest.components().next();
+        if let Some(first) = first.filter(|_| is_dir) {
+            if let Err(e) = resolved.join(first).symlink_metadata() {
+                if e.kind() == ErrorKind::NotFound {
+                    preopen = None;
+                }
+            }
+        }
+        guest = match join(&guest, rest) {
+            Some(guest) => guest,
+            // Names that do not exist and are not UTF-8: any path that no
+            // preopen covers reports the same "not found".
+            None => {
+                preopen = None;
+                format!(
+                    "{LABEL_ROOT}-missing/{}",
+                    hex::encode(rest.as_os_str().as_encoded_bytes())
+                )
+            }
+        };
+    }
+    if slash && !guest.ends_with('/') {
+        guest.push('/');
+    }
     Ok(PathGrant {
-        display: path.into(),
+        display: path.to_path_buf(),
         guest,
         preopen,
+        unnamed: None,
     })
+}
+
+impl PathGrant {
+    /// For a function that lists a directory, the error upstream raises for
+    /// an [unnamed](PathGrant::unnamed) path, which the host has to report
+    /// itself: `NotADirectoryError` for a file, `PermissionError` for a
+    /// directory this process cannot read (the only directory left unnamed).
+    pub fn unnamed_listing_error(&self) -> Option<CallError> {
+        let path = self.unnamed.as_deref()?;
+        let errno = if path.is_dir() { EACCES } else { ENOTDIR };
+        Some(display_error(
+            CallError::from_errno(errno, Some(&self.guest)),
+            self,
+        ))
+    }
+
+    /// The grant a directory test (`os.path.isdir`) needs for an unnamed
+    /// file: none, at a guest path that does not exist (it is not a
+    /// directory either way).
+    pub fn as_not_a_directory(&self) -> PathGrant {
+        PathGrant {
+            guest: format!(
+                "{LABEL_ROOT}-missing/{}",
+                hex::encode(self.display.as_os_str().as_encoded_bytes())
+            ),
+            preopen: None,
+            unnamed: None,
+            ..self.clone()
+        }
+    }
 }
 
 fn parent(p: &Path) -> PathBuf {
@@ -124,13 +237,19 @@ fn resolve(path: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
     (None, None)
 }
 
-/// Maps the guest path back to the caller's path inside an error.
+/// Maps the guest path back to the caller's path inside an error: `repr`
+/// forms become the `repr` Python shows of the caller's path, plain
+/// occurrences its text (undecodable bytes as U+FFFD: a Rust `String`
+/// cannot hold Python's lone surrogates).
 pub fn display_error(err: CallError, grant: &PathGrant) -> CallError {
-    if grant.guest == grant.display {
+    let to_os: &OsStr = grant.display.as_os_str();
+    if to_os.to_str() == Some(grant.guest.as_str()) {
         return err;
     }
-    let (from, to) = (grant.guest.as_str(), grant.display.as_str());
-    let text = |s: String| s.replace(&repr(from), &repr(to)).replace(from, to);
+    let from = grant.guest.as_str();
+    let to = to_os.to_string_lossy();
+    let to_repr = repr_fsdecoded(to_os.as_encoded_bytes());
+    let text = |s: String| s.replace(&repr(from), &to_repr).replace(from, &to);
     let os = |o: OsError| OsError {
         message: text(o.message),
         errno: o.errno,
@@ -157,9 +276,14 @@ pub fn display_error(err: CallError, grant: &PathGrant) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
 
-    fn per_call(path: &str) -> PathGrant {
+    fn per_call(path: &Path) -> PathGrant {
         grant(path, &FileAccess::PerCall).unwrap()
+    }
+
+    fn preopen_of(dir: &Path) -> Option<(PathBuf, String)> {
+        Some((dir.to_path_buf(), guest_label(dir)))
     }
 
     #[test]
@@ -169,31 +293,68 @@ mod tests {
         std::fs::create_dir(root.join("d")).unwrap();
         std::fs::write(root.join("d/f.txt"), "x").unwrap();
         std::os::unix::fs::symlink(root.join("d/f.txt"), root.join("link")).unwrap();
-        let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        let s = |p: &Path| p.to_str().unwrap().to_string();
 
-        let file = per_call(&s(&root.join("d/f.txt")));
+        let file = per_call(&root.join("d/f.txt"));
         assert_eq!(
-            (file.guest.as_str(), file.preopen),
-            (s(&root.join("d/f.txt")).as_str(), Some(root.join("d")))
+            (file.guest, file.preopen),
+            (s(&root.join("d/f.txt")), preopen_of(&root.join("d")))
         );
-        let dir = per_call(&s(&root.join("d")));
-        assert_eq!(dir.preopen, Some(root.join("d")));
+        let dir = per_call(&root.join("d"));
+        assert_eq!(dir.preopen, preopen_of(&root.join("d")));
         // A symlink is resolved: the guest opens the target, messages show the link.
-        let link = per_call(&s(&root.join("link")));
+        let link = per_call(&root.join("link"));
         assert_eq!(
             (link.guest, link.preopen, link.display),
             (
                 s(&root.join("d/f.txt")),
-                Some(root.join("d")),
-                s(&root.join("link"))
+                preopen_of(&root.join("d")),
+                root.join("link")
             )
         );
         // A missing child of a directory needs nothing; a path below a file
         // needs the file's directory (to report "Not a directory").
-        assert_eq!(per_call(&s(&root.join("d/nope"))).preopen, None);
-        let below_file = per_call(&format!("{}/x", s(&root.join("d/f.txt"))));
-        assert_eq!(below_file.preopen, Some(root.join("d")));
-        assert_eq!(per_call("").preopen, None);
+        assert_eq!(per_call(&root.join("d/nope")).preopen, None);
+        let below_file = per_call(Path::new(&format!("{}/x", s(&root.join("d/f.txt")))));
+        assert_eq!(below_file.preopen, preopen_of(&root.join("d")));
+        assert_eq!(per_call(Path::new("")).preopen, None);
+    }
+
+    #[test]
+    fn non_utf8_directories_get_labels_and_unnamable_files_say_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let odd = root.join(OsStr::from_bytes(b"caf\xe9"));
+        std::fs::create_dir(&odd).unwrap();
+        std::fs::write(odd.join("a.log"), "x").unwrap();
+        std::fs::write(odd.join(OsStr::from_bytes(b"\xff.log")), "x").unwrap();
+
+        let dir = per_call(&odd);
+        let label = guest_label(&odd);
+        assert!(label.starts_with(LABEL_ROOT), "{label}");
+        assert_eq!(
+            (dir.guest.as_str(), dir.preopen),
+            (label.as_str(), preopen_of(&odd))
+        );
+        let file = per_call(&odd.join("a.log"));
+        assert_eq!(file.guest, format!("{label}/a.log"));
+        assert_eq!(file.unnamed, None);
+        let unnamable = per_call(&odd.join(OsStr::from_bytes(b"\xff.log")));
+        assert_eq!(
+            unnamable.unnamed,
+            Some(odd.join(OsStr::from_bytes(b"\xff.log")))
+        );
+        let missing = per_call(&odd.join(OsStr::from_bytes(b"\xfe.log")));
+        assert_eq!((missing.preopen, missing.unnamed), (None, None));
+
+        let strict = FileAccess::AllowDirs(vec![root.clone()]);
+        let refused = grant(&odd.join("a.log"), &strict).unwrap_err();
+        assert_eq!(refused.python_class(), "PermissionError");
+        assert!(
+            refused.message().contains("caf\\udce9"),
+            "{}",
+            refused.message()
+        );
     }
 
     #[test]
@@ -202,6 +363,7 @@ mod tests {
             display: "my'link".into(),
             guest: "/real/path".into(),
             preopen: None,
+            unnamed: None,
         };
         let err = CallError::from_errno(21, Some("/real/path"));
         let shown = display_error(
@@ -217,6 +379,15 @@ mod tests {
         assert_eq!(
             shown.message(),
             "Failed to read last 1 lines from my'link: [Errno 21] Is a directory: \"my'link\""
+        );
+        let odd = PathGrant {
+            display: PathBuf::from(OsStr::from_bytes(b"caf\xe9")),
+            ..g
+        };
+        let shown = display_error(CallError::from_errno(2, Some("/real/path")), &odd);
+        assert_eq!(
+            shown.message(),
+            "[Errno 2] No such file or directory: 'caf\\udce9'"
         );
     }
 }

@@ -1,8 +1,6 @@
 //! `estimate_fd_for_directory` and the directory test used by
 //! `get_max_workers_for_file_mounts`.
 
-use std::fs;
-
 use super::stat;
 use crate::error::{Error, Result, ENOTDIR};
 
@@ -21,10 +19,85 @@ pub fn estimate_fd_for_directory(path: &str) -> Result<u64> {
     if !meta.is_dir() {
         return Err(Error::from_errno(ENOTDIR, Some(path)));
     }
+    Ok(count_entries(path)? * FD_PER_ENTRY)
+}
+
+/// The number of entries of the directory `path`, like `len(os.listdir())`.
+#[cfg(not(target_family = "wasm"))]
+fn count_entries(path: &str) -> Result<u64> {
     let mut entries = 0u64;
-    for entry in fs::read_dir(path).map_err(|e| Error::from_io(&e, Some(path)))? {
+    for entry in std::fs::read_dir(path).map_err(|e| Error::from_io(&e, Some(path)))? {
         entry.map_err(|e| Error::from_io(&e, Some(path)))?;
         entries += 1;
     }
-    Ok(entries * FD_PER_ENTRY)
+    Ok(entries)
+}
+
+/// The number of entries of the directory `path`, read from the
+/// `wasi:filesystem` directory stream itself: `std::fs::read_dir` would stat
+/// every entry (one host round trip each) and fails on a name that is not
+/// UTF-8, which WASI strings cannot carry. Such an entry still exists, so it
+/// counts; so does one that vanished between listing and the host's stat.
+#[cfg(target_family = "wasm")]
+fn count_entries(path: &str) -> Result<u64> {
+    use wasip2::filesystem::types::{DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+
+    let fail = |code: ErrorCode| Error::from_errno(wasi_errno(code), Some(path));
+    let preopens = wasip2::filesystem::preopens::get_directories();
+    let (dir, rest) = preopens
+        .iter()
+        .filter_map(|(dir, root)| Some((dir, below(path, root)?)))
+        .max_by_key(|(_, rest)| std::cmp::Reverse(rest.len()))
+        .ok_or_else(|| Error::from_errno(crate::error::ENOENT, Some(path)))?;
+    let opened;
+    let dir = if rest.is_empty() {
+        dir
+    } else {
+        opened = dir
+            .open_at(
+                PathFlags::SYMLINK_FOLLOW,
+                rest,
+                OpenFlags::DIRECTORY,
+                DescriptorFlags::READ,
+            )
+            .map_err(fail)?;
+        &opened
+    };
+    let stream = dir.read_directory().map_err(fail)?;
+    let mut entries = 0u64;
+    loop {
+        match stream.read_directory_entry() {
+            Ok(Some(_)) | Err(ErrorCode::IllegalByteSequence | ErrorCode::NoEntry) => entries += 1,
+            Ok(None) => return Ok(entries),
+            Err(code) => return Err(fail(code)),
+        }
+    }
+}
+
+/// `path` relative to the preopen `root`, if it lies below it (`""` for the
+/// root itself).
+#[cfg(target_family = "wasm")]
+fn below<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(root.trim_end_matches('/'))?;
+    if rest.is_empty() {
+        return Some("");
+    }
+    let rest = rest.strip_prefix('/')?.trim_end_matches('/');
+    Some(rest)
+}
+
+/// The Linux errno of a `wasi:filesystem` error code (the ones a directory
+/// listing can meet; anything else is `EIO`).
+#[cfg(target_family = "wasm")]
+fn wasi_errno(code: wasip2::filesystem::types::ErrorCode) -> i32 {
+    use crate::error::{EACCES, EIO, ELOOP, ENAMETOOLONG, ENOENT};
+    use wasip2::filesystem::types::ErrorCode as C;
+    match code {
+        C::Access | C::NotPermitted => EACCES,
+        C::NoEntry => ENOENT,
+        C::NotDirectory => ENOTDIR,
+        C::Loop => ELOOP,
+        C::NameTooLong => ENAMETOOLONG,
+        _ => EIO,
+    }
 }

@@ -1,6 +1,7 @@
 //! `skyutils`: SkyPilot's twelve utility functions, run in the sandboxed
 //! WebAssembly component.
 
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -55,7 +56,7 @@ enum Errors {
 enum Command {
     /// The last N lines of a file (read backwards from the end).
     ReadLastNLines {
-        file: String,
+        file: PathBuf,
         #[arg(short = 'n', default_value_t = 20, allow_negative_numbers = true)]
         n: i64,
         #[arg(long, default_value_t = 8192, allow_negative_numbers = true)]
@@ -65,7 +66,7 @@ enum Command {
     },
     /// A file's digest (hex; --raw writes the raw bytes).
     HashFile {
-        file: String,
+        file: PathBuf,
         #[arg(long, default_value = "sha256")]
         alg: String,
         /// Digest length in bytes, required for shake_128/shake_256.
@@ -116,14 +117,14 @@ enum Command {
     },
     /// Workers for syncing file mounts.
     MaxWorkersForFileMounts {
-        /// DST=SRC (repeatable).
+        /// DST=SRC (repeatable); SRC may be any path, UTF-8 or not.
         #[arg(long = "mount", value_name = "DST=SRC")]
-        mounts: Vec<String>,
+        mounts: Vec<OsString>,
         #[arg(long)]
         cloud: Option<String>,
     },
     /// 5 x the number of entries of a directory.
-    EstimateFd { dir: String },
+    EstimateFd { dir: PathBuf },
     /// A summary of what the component sees on this machine.
     Sysinfo,
 }
@@ -179,6 +180,24 @@ fn parse_number(s: &str) -> Result<Number, String> {
         .ok_or_else(|| format!("not a number: {s}"))
 }
 
+/// `DST=SRC` split at the first `=`: the destination is text, the source a
+/// host path (bytes on Unix, so any file name works).
+fn split_mount(m: &OsStr) -> Result<(String, PathBuf), Error> {
+    let bytes = m.as_encoded_bytes();
+    let bad = || {
+        Error::Call(skyutils::CallError::Value(format!(
+            "--mount expects DST=SRC, got {}",
+            m.to_string_lossy()
+        )))
+    };
+    let at = bytes.iter().position(|&b| b == b'=').ok_or_else(bad)?;
+    let dst = std::str::from_utf8(&bytes[..at]).map_err(|_| bad())?;
+    // SAFETY: both halves of an `OsStr` split at an ASCII byte are valid
+    // encoded `OsStr` bytes (`as_encoded_bytes`' documented contract).
+    let src = unsafe { OsStr::from_encoded_bytes_unchecked(&bytes[at + 1..]) };
+    Ok((dst.to_string(), PathBuf::from(src)))
+}
+
 /// `int` text of an integral f64 (exact, any size).
 fn int_text(x: f64) -> String {
     format!("{x:.0}")
@@ -230,7 +249,7 @@ fn run(cli: &Cli, utils: &Utils) -> Result<Output, Error> {
                 return Ok(out(String::new(), Value::Null));
             }
             let hex = hash.hexdigest();
-            out(format!("{hex}  {file}"), json!(hex))
+            out(format!("{hex}  {}", file.display()), json!(hex))
         }
         Command::Base36Encode { hex } => {
             let s = utils.base36_encode(hex)?;
@@ -275,12 +294,7 @@ fn run(cli: &Cli, utils: &Utils) -> Result<Output, Error> {
         Command::MaxWorkersForFileMounts { mounts, cloud } => {
             let mounts = mounts
                 .iter()
-                .map(|m| match m.split_once('=') {
-                    Some((dst, src)) => Ok((dst.to_string(), src.to_string())),
-                    None => Err(Error::Call(skyutils::CallError::Value(format!(
-                        "--mount expects DST=SRC, got {m}"
-                    )))),
-                })
+                .map(|m| split_mount(m))
                 .collect::<Result<Vec<_>, _>>()?;
             let workers = utils.get_max_workers_for_file_mounts(&mounts, cloud.as_deref())?;
             if let Some(w) = &workers.warning {
@@ -297,7 +311,7 @@ fn run(cli: &Cli, utils: &Utils) -> Result<Output, Error> {
             let mem = utils.get_mem_size_gb()?;
             let threads = utils.get_parallel_threads(None)?;
             let k8s = utils.get_parallel_threads(Some("kubernetes"))?;
-            let workers = utils.get_max_workers_for_file_mounts(&[], None)?;
+            let workers = utils.get_max_workers_for_file_mounts::<&str, &str>(&[], None)?;
             let alive = utils.is_process_alive(i64::from(std::process::id()))?;
             let cpu_text = cpus.map(int_text).unwrap_or_else(|| "None".into());
             let text = format!(
