@@ -125,7 +125,11 @@ def _int_lower(kind: int, field: str, lo: int, hi: int) -> Lower:
 
 
 def _string_lower(v: Any, slot: Val, keep: Keep) -> None:
-    b = v.encode("utf-8", "surrogatepass") if not v.isascii() else v.encode()
+    # The one place strings enter the component: strict UTF-8, so that no
+    # lone surrogate (which wasmtime's C API would abort the process on)
+    # ever reaches it. Callers route such strings elsewhere first; this
+    # raises ``UnicodeEncodeError`` if one slips through.
+    b = v.encode("utf-8") if not v.isascii() else v.encode()
     slot.kind = STRING
     slot.of.str_in.size = len(b)
     slot.of.str_in.data = b

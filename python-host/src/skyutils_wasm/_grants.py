@@ -1,102 +1,196 @@
 """Turns the paths a call names into read-only WASI grants (mirrors the Rust
 host's ``grants.rs``): the guest opens the resolved path, the containing
-directory (or the directory itself) is pre-opened at its real path, and
-messages are mapped back to the caller's spelling."""
+directory (or the directory itself) is pre-opened, and messages are mapped
+back to the caller's spelling.
+
+Host paths are bytes (Python hands them around as ``bytes`` or as ``str``
+with surrogate escapes); WASI paths are UTF-8 strings. A pre-opened directory
+whose host path is not UTF-8 appears in the guest under a label of its own
+(:func:`guest_label`); names below it are the real entry names, so they must
+be UTF-8. A path the guest cannot be given (a file whose own name is not
+UTF-8, or a directory the C API cannot pre-open) is marked ``unnamed``: the
+backend answers it without the guest (or refuses it under a strict policy).
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ._errors import CapabilityDeniedError
+
+#: Where guest labels of non-UTF-8 host directories live (as in the Rust host).
+LABEL_ROOT = "/.skyutils-host-path"
+
+#: A path as callers pass it: ``str`` (possibly with surrogate escapes) or ``bytes``.
+PathArg = Union[str, bytes]
+
+
+def utf8(b: bytes) -> Optional[str]:
+    """``b`` decoded strictly as UTF-8, or None."""
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def is_utf8(s: str) -> bool:
+    """Whether ``s`` encodes to UTF-8 (no lone surrogates), i.e. may cross
+    into the component."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class PathGrant(NamedTuple):
     """The guest's view of one caller path."""
 
-    display: str
+    #: The path as the caller wrote it (``str`` or ``bytes``), for messages.
+    display: PathArg
+    #: The path the guest opens (valid UTF-8).
     guest: str
-    preopen: Optional[str]
+    #: The host directory to pre-open and the guest path it appears at.
+    preopen: Optional[Tuple[bytes, str]]
+    #: A path that exists but cannot be handed to the guest (resolved).
+    unnamed: Optional[bytes]
 
 
-def _resolve(absolute: str) -> Tuple[Optional[str], Optional[str]]:
+def guest_label(d: bytes) -> str:
+    """The guest path of host directory ``d``: itself when UTF-8, else a
+    label made of its bytes in hex (unique per path)."""
+    s = utf8(d)
+    return s if s is not None else f"{LABEL_ROOT}/{d.hex()}"
+
+
+def _join(base: str, rest: bytes) -> Optional[str]:
+    """``base`` joined with ``rest`` (None when ``rest`` is not UTF-8)."""
+    r = utf8(rest)
+    if r is None:
+        return None
+    if not r:
+        return base
+    return base + r if base.endswith("/") else f"{base}/{r}"
+
+
+def _resolve(absolute: bytes) -> Tuple[Optional[bytes], Optional[bytes]]:
     try:
         return os.path.realpath(absolute, strict=True), None
     except (OSError, ValueError):
         pass
-    comps = [c for c in absolute.split("/") if c not in ("", ".")]
+    comps = [c for c in absolute.split(b"/") if c not in (b"", b".")]
     for k in range(len(comps) - 1, -1, -1):
-        prefix = "/" + "/".join(comps[:k])
+        prefix = b"/" + b"/".join(comps[:k])
         try:
             real = os.path.realpath(prefix, strict=True)
         except (OSError, ValueError):
             continue
-        return real, "/".join(comps[k:])
+        return real, b"/".join(comps[k:])
     return None, None
 
 
-def _inside(resolved: str, root: str) -> bool:
-    return resolved == root or resolved.startswith(root.rstrip("/") + "/")
+def _inside(resolved: bytes, root: bytes) -> bool:
+    return resolved == root or resolved.startswith(root.rstrip(b"/") + b"/")
 
 
-def grant(path: str, allowed: Optional[Sequence[str]] = None) -> PathGrant:
-    """Resolves ``path`` for one call. With ``allowed`` (resolved directories)
-    a path resolving outside all of them raises ``CapabilityDeniedError`` and
-    nothing is pre-opened per call (the allowed directories are)."""
-    if path == "":
-        return PathGrant(path, path, None)
+def _readable_dir(d: bytes) -> bool:
     try:
-        absolute = os.path.join(os.getcwd(), path)
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
-        absolute = path
+        return False
+    os.close(fd)
+    return True
+
+
+#: Directory whose entries re-open this process's file descriptors, for
+#: pre-opening a directory whose path the C API cannot take (not UTF-8).
+FD_DIR: Optional[str] = next((d for d in ("/proc/self/fd", "/dev/fd") if os.path.isdir(d)), None)
+
+
+def _missing_label(p: bytes) -> str:
+    """A guest path that no preopen covers (so it does not exist)."""
+    return f"{LABEL_ROOT}-missing/{p.hex()}"
+
+
+def grant(path: PathArg, allowed: Optional[Sequence[bytes]] = None) -> PathGrant:
+    """Resolves ``path`` for one call. With ``allowed`` (resolved directories)
+    a path resolving outside all of them, or not UTF-8, raises
+    ``CapabilityDeniedError`` and nothing is pre-opened per call (the allowed
+    directories are)."""
+    p = os.fsencode(path)
+    if not p:
+        return PathGrant(path, "", None, None)
+    try:
+        absolute = os.path.join(os.getcwdb(), p)
+    except OSError:
+        absolute = p
     resolved, missing = _resolve(absolute)
     if resolved is None:
-        return PathGrant(path, path, None)
+        return PathGrant(path, guest_label(p), None, None)
     is_dir = os.path.isdir(resolved)
-    guest = resolved
-    if missing:
-        guest = resolved.rstrip("/") + "/" + missing
-    if path.endswith("/") and not guest.endswith("/") and (not is_dir or missing):
-        guest += "/"
+    slash = p.endswith(b"/") and (not is_dir or bool(missing))
     if allowed is not None:
         if not any(_inside(resolved, root) for root in allowed):
+            shown = ", ".join(os.fsdecode(a) for a in allowed)
+            raise CapabilityDeniedError(f"{path!r}: outside the allowed directories ({shown})")
+        full = resolved if not missing else resolved.rstrip(b"/") + b"/" + missing
+        guest = utf8(full)
+        if guest is None:
             raise CapabilityDeniedError(
-                f"{path!r}: outside the allowed directories ({', '.join(allowed)})"
+                f"{path!r}: not valid UTF-8, which the strict directory policy cannot grant"
             )
-        return PathGrant(path, guest, None)
-    needed = resolved if is_dir else (os.path.dirname(resolved) or "/")
-    preopen: Optional[str] = needed
-    if missing and is_dir:
-        first = missing.split("/")[0]
-        try:
-            os.lstat(os.path.join(resolved, first))
-        except FileNotFoundError:
-            preopen = None
-        except OSError:
-            pass
-    return PathGrant(path, guest, preopen)
+        if slash and not guest.endswith("/"):
+            guest += "/"
+        return PathGrant(path, guest, None, None)
+    # The directory the call needs: the path itself or its parent; one this
+    # process cannot read is reached through its parent, so the guest sees
+    # the real error.
+    needed = resolved if is_dir else (os.path.dirname(resolved) or b"/")
+    root = needed if _readable_dir(needed) else (os.path.dirname(needed) or b"/")
+    label = guest_label(root)
+    inside = resolved[len(root) :].lstrip(b"/") if resolved != root else b""
+    joined = _join(label, inside)
+    if joined is None or (utf8(root) is None and FD_DIR is None):
+        return PathGrant(path, label, None, resolved)
+    guest = joined
+    preopen: Optional[Tuple[bytes, str]] = (root, label)
+    if missing:
+        # A missing child of an existing directory can only be observed as
+        # "does not exist": nothing needs to be granted for that.
+        if is_dir:
+            first = missing.split(b"/")[0]
+            try:
+                os.lstat(os.path.join(resolved, first))
+            except FileNotFoundError:
+                preopen = None
+            except OSError:
+                pass
+        below = _join(guest, missing)
+        if below is None:
+            preopen, below = None, _missing_label(missing)
+        guest = below
+    if slash and not guest.endswith("/"):
+        guest += "/"
+    return PathGrant(path, guest, preopen, None)
 
 
-def preopen_dirs(grants: List[PathGrant]) -> List[str]:
-    """The directories to pre-open; an unreadable directory is reached through
-    its parent so the guest sees the real error."""
-    out: List[str] = []
+def preopen_dirs(grants: List[PathGrant]) -> List[Tuple[bytes, str]]:
+    """The distinct (host directory, guest path) pairs to pre-open."""
+    out: List[Tuple[bytes, str]] = []
     for g in grants:
-        d = g.preopen
-        if d is None:
-            continue
-        try:
-            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-            os.close(fd)
-        except OSError:
-            d = os.path.dirname(d) or "/"
-        if d not in out:
-            out.append(d)
+        if g.preopen is not None and g.preopen not in out:
+            out.append(g.preopen)
     return out
 
 
-def _text(s: str, frm: str, to: str) -> str:
-    return s.replace(repr(frm), repr(to)).replace(frm, to)
+def _text(s: str, frm: str, to: PathArg) -> str:
+    # ``repr`` forms become the caller's ``repr``; plain ones what an
+    # f-string shows of it (``b'...'`` for bytes, as upstream's messages).
+    s = s.replace(repr(frm), repr(to))
+    return s.replace(frm, str(to)) if frm else s
 
 
 def display_error(err: Any, g: PathGrant) -> Any:

@@ -50,9 +50,10 @@ from . import _abi, _capi
 from ._config import SETTINGS
 from ._errors import MissingExportError, OutOfFuelError, OutputTooLargeError, PluginLoadError
 from ._errors import SandboxError, SandboxMemoryError, SandboxTimeout, TrapError
-from ._errors import raise_component_error
+from ._errors import CapabilityDeniedError, raise_component_error
 from ._facts import HostFacts
-from ._grants import PathGrant, display_error, grant, preopen_dirs
+from ._grants import FD_DIR, PathArg, PathGrant, display_error, grant, guest_label, is_utf8
+from ._grants import preopen_dirs, utf8
 
 if TYPE_CHECKING:
     from ._policy import Policy
@@ -269,7 +270,7 @@ class Runtime:
 
     def session(
         self,
-        preopens: List[str],
+        preopens: List[Tuple[bytes, str]],
         env: Dict[str, str],
         cgroup: Optional[str],
         limits: "Limits",
@@ -449,7 +450,7 @@ class Session:
     def __init__(
         self,
         rt: Runtime,
-        preopens: List[str],
+        preopens: List[Tuple[bytes, str]],
         env: Dict[str, str],
         cgroup: Optional[str],
         limits: Limits,
@@ -470,12 +471,17 @@ class Session:
                 wasi.preopen_dir(cgroup, "/sys/fs/cgroup", False)
             except wasmtime.WasmtimeError:
                 pass
-        for d in preopens:
-            try:
-                wasi.preopen_dir(d, d, False)
-            except wasmtime.WasmtimeError:
-                pass
-        store.set_wasi(wasi)
+        opened: List[int] = []
+        try:
+            for host, guest in preopens:
+                try:
+                    wasi.preopen_dir(_c_api_path(host, opened), guest, False)
+                except (wasmtime.WasmtimeError, OSError):
+                    pass  # a directory that vanished: the guest does not see it
+            store.set_wasi(wasi)
+        finally:
+            for fd in opened:
+                os.close(fd)
         self.store = store
         self._arm()
         try:
@@ -591,9 +597,24 @@ def _is_trap(text: str) -> bool:
     return any(w in text for w in ("wasm trap", "interrupt", "all fuel consumed", "unreachable"))
 
 
-def _dir_key(d: str) -> Tuple[str, int, int]:
+def _dir_key(d: Union[str, bytes]) -> Tuple[Union[str, bytes], int, int]:
     st = os.stat(d)
     return (d, st.st_dev, st.st_ino)
+
+
+def _c_api_path(host: bytes, opened: List[int]) -> str:
+    """``host`` as the C API can take it: itself when UTF-8, else the
+    descriptor directory's entry of a descriptor opened on it here (appended
+    to ``opened``; the C API opens its own handle at once, so the caller
+    closes these after configuring the store)."""
+    text = utf8(host)
+    if text is not None:
+        return text
+    if FD_DIR is None:  # grant() marks such paths unnamed on these systems
+        raise OSError(f"cannot pre-open {host!r}")
+    fd = os.open(host, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    opened.append(fd)
+    return f"{FD_DIR}/{fd}"
 
 
 class WasmBackend:
@@ -611,7 +632,9 @@ class WasmBackend:
         #: filesystem (a plugin's policy applies to every path).
         self.confined = policy is not None
         self.limits: Limits = Limits() if policy is None else PolicyLimits(policy)
-        self._allowed = None if policy is None else policy.allowed_roots()
+        roots = None if policy is None else policy.allowed_roots()
+        self._allowed = None if roots is None else tuple(os.fsencode(r) for r in roots)
+        self._allowed_preopens = [(r, guest_label(r)) for r in self._allowed or ()]
         self._lock = threading.Lock()
         self._pure: Optional[Session] = None
         self._system: Dict[Any, Session] = {}
@@ -647,7 +670,7 @@ class WasmBackend:
             self._files.clear()
 
     def _new_session(
-        self, preopens: List[str], env: Dict[str, str], cgroup: Optional[str]
+        self, preopens: List[Tuple[bytes, str]], env: Dict[str, str], cgroup: Optional[str]
     ) -> Session:
         return self.rt.session(preopens, env, cgroup, self.limits)
 
@@ -659,7 +682,7 @@ class WasmBackend:
             else:
                 # A plugin sees its policy's environment and cgroups in every
                 # instance (as of the instance's creation).
-                s = self._new_session([], self.policy.guest_env(), self._cgroup()[0])
+                s = self._new_session([], self._policy_env(), self._cgroup()[0])
             self._pure = s
         return s
 
@@ -675,7 +698,13 @@ class WasmBackend:
     def _env(self) -> Dict[str, str]:
         if self.policy is None:
             return dict(SETTINGS.pod_env())
-        return self.policy.guest_env()
+        return self._policy_env()
+
+    def _policy_env(self) -> Dict[str, str]:
+        """A plugin's environment: its policy's variables that can cross
+        into the component (UTF-8 names and values)."""
+        assert self.policy is not None
+        return {k: v for k, v in self.policy.guest_env().items() if is_utf8(k) and is_utf8(v)}
 
     def _system_session(self) -> Session:
         env = self._env()
@@ -696,12 +725,12 @@ class WasmBackend:
         if self.policy is None:
             dirs = preopen_dirs(grants)
         else:
-            env = self.policy.guest_env()
+            env = self._policy_env()
             cgroup, ckey = self._cgroup()
             extra = (tuple(sorted(env.items())), ckey)
-            dirs = preopen_dirs(grants) if self._allowed is None else list(self._allowed)
+            dirs = preopen_dirs(grants) if self._allowed is None else self._allowed_preopens
         try:
-            key = (tuple(_dir_key(d) for d in dirs), extra)
+            key = (tuple(_dir_key(d) + (g,) for d, g in dirs), extra)
         except OSError:
             return self._new_session(dirs, env, cgroup)
         with self._lock:
@@ -713,6 +742,24 @@ class WasmBackend:
             while len(self._files) > _MAX_FILE_SESSIONS:
                 self._files.popitem(last=False)
             return s
+
+    def _grant(self, path: PathArg) -> PathGrant:
+        return grant(path, self._allowed)
+
+    def _unnamed(self, g: PathGrant) -> Any:
+        """The backend for a path the guest cannot be given: the pure one for
+        the drop-in, a refusal under a plugin's policy."""
+        if self.confined:
+            raise CapabilityDeniedError(
+                f"{g.display!r}: a path that is not valid UTF-8 cannot be passed to the sandbox"
+            )
+        return self._python_backend()
+
+    @staticmethod
+    def _python_backend() -> Any:
+        from ._backend import load
+
+        return load("python")
 
     # -- helpers --------------------------------------------------------
     @staticmethod
@@ -736,36 +783,54 @@ class WasmBackend:
         )
 
     # -- files ----------------------------------------------------------
-    def read_last_n_lines(self, path: str, n: int, chunk: int, errors: str) -> List[str]:
-        g = grant(path, self._allowed)
+    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> List[str]:
+        g = self._grant(path)
+        if g.unnamed is not None:
+            return self._unnamed(g).read_last_n_lines(path, n, chunk, errors)  # type: ignore[no-any-return]
         r = self._file_session([g]).call("files", "read-last-n-lines", g.guest, n, chunk, errors)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
-    def read_last_n_raw(self, path: str, n: int, chunk: int) -> List[bytes]:
-        g = grant(path, self._allowed)
+    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> List[bytes]:
+        g = self._grant(path)
+        if g.unnamed is not None:
+            return self._unnamed(g).read_last_n_raw(path, n, chunk)  # type: ignore[no-any-return]
         r = self._file_session([g]).call("files", "read-last-n-raw", g.guest, n, chunk)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
-    def hash_file(self, path: str, hash_alg: str) -> Any:
+    def hash_file(self, path: PathArg, hash_alg: str) -> Any:
         from ._hashobj import WasmHash
 
-        g = grant(path, self._allowed)
+        g = self._grant(path)
+        if g.unnamed is not None:
+            return self._unnamed(g).hash_file(path, hash_alg)
         s = self._file_session([g])
         res = self._ok(s.call("files", "hash-file", g.guest, hash_alg), g)
         info = s.call("files", "[method]hasher.info", res)
         return WasmHash(s, res, info)
 
-    def estimate_fd_for_directory(self, path: str) -> int:
-        g = grant(path, self._allowed)
+    def estimate_fd_for_directory(self, path: PathArg) -> int:
+        g = self._grant(path)
+        if g.unnamed is not None:
+            return self._unnamed(g).estimate_fd_for_directory(path)  # type: ignore[no-any-return]
         r = self._file_session([g]).call("files", "estimate-fd-for-directory", g.guest)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
     # -- system ---------------------------------------------------------
+    def _env_crosses(self) -> bool:
+        """Whether the drop-in's ``SKYPILOT_POD_*`` values can cross into the
+        component; one that is not UTF-8 (a ``str`` with surrogate escapes)
+        is parsed by the pure backend, which shows it as upstream does."""
+        return self.policy is not None or all(is_utf8(v) for v in SETTINGS.pod_env().values())
+
     def get_cpu_count(self) -> Optional[int]:
+        if not self._env_crosses():
+            return self._python_backend().get_cpu_count()  # type: ignore[no-any-return]
         v = self._ok(self._system_session().call("system", "get-cpu-count"))
         return None if v is None else int(v)
 
     def get_mem_size_gb(self) -> float:
+        if not self._env_crosses():
+            return self._python_backend().get_mem_size_gb()  # type: ignore[no-any-return]
         return self._ok(self._system_session().call("system", "get-mem-size-gb"))  # type: ignore[no-any-return]
 
     def get_parallel_threads(self, cloud_str: Optional[str]) -> int:
@@ -774,10 +839,16 @@ class WasmBackend:
         )
 
     def get_max_workers_for_file_mounts(
-        self, mounts: List[Tuple[str, str]], cloud_str: Optional[str]
+        self, mounts: List[Tuple[str, PathArg]], cloud_str: Optional[str]
     ) -> Tuple[int, Optional[str]]:
-        grants = [grant(src, self._allowed) for _, src in mounts]
-        pairs = [(dst, g.guest) for (dst, _), g in zip(mounts, grants)]
+        grants = [self._grant(src) for _, src in mounts]
+        for g in grants:
+            if g.unnamed is not None:
+                return self._unnamed(g).get_max_workers_for_file_mounts(  # type: ignore[no-any-return]
+                    mounts, cloud_str
+                )
+        # Destinations are ignored (upstream only reads the values).
+        pairs = [(dst if is_utf8(dst) else "", g.guest) for (dst, _), g in zip(mounts, grants)]
         r = self._file_session(grants).call(
             "system", "get-max-workers-for-file-mounts", pairs, cloud_str
         )

@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, List, Optional, Union
 
 from . import _backend, _log
+from ._grants import is_utf8
 
 if TYPE_CHECKING:
     from ._pure import PureBackend
@@ -48,6 +49,16 @@ def _clamp(v: int) -> int:
 
 def _fspath(p: Any) -> Any:
     return os.fspath(p) if isinstance(p, os.PathLike) else p
+
+
+def _sandboxable_path(p: Any) -> bool:
+    """Whether ``p`` is a path the sandbox can be asked about: ``str`` (with
+    surrogate escapes or not) or ``bytes``, without a NUL (upstream's
+    ``ValueError: embedded null byte`` and other types' errors come from the
+    pure backend, which runs upstream's exact operations)."""
+    if isinstance(p, str):
+        return "\x00" not in p
+    return isinstance(p, bytes) and b"\x00" not in p
 
 
 def _confined_path(path: Any) -> str:
@@ -87,10 +98,9 @@ def _read_last_n_lines(
         file_path = _confined_path(file_path)
         n, chunk_size = _confined_int(n), _confined_int(chunk_size)
     if (
-        not isinstance(file_path, str)
+        not _sandboxable_path(file_path)
         or not isinstance(n, int)
         or not isinstance(chunk_size, int)
-        or "\x00" in file_path
     ):
         # Python-only argument types: upstream's exact operations.
         from ._pure import decode_pieces, read_last_n_raw
@@ -117,7 +127,7 @@ def _hash_file(b: Any, path: Any, hash_alg: Any) -> Any:
         path = _confined_path(path)
         if not isinstance(hash_alg, str):
             raise TypeError(f"hash_alg must be str, not {type(hash_alg).__name__}")
-    if not isinstance(path, str) or not isinstance(hash_alg, str) or "\x00" in path:
+    if not _sandboxable_path(path) or not isinstance(hash_alg, str) or not is_utf8(hash_alg):
         return _py().hash_file(path, hash_alg)
     return b.hash_file(path, hash_alg)
 
@@ -143,11 +153,7 @@ def base36_encode(hex_str: str) -> str:
 
 
 def _base36_encode(b: Any, hex_str: Any) -> str:
-    if isinstance(hex_str, str) and "\x00" not in hex_str:
-        try:
-            hex_str.encode("utf-8")
-        except UnicodeEncodeError:
-            return _py().base36_encode(hex_str)
+    if isinstance(hex_str, str) and "\x00" not in hex_str and is_utf8(hex_str):
         return b.base36_encode(str(hex_str))  # type: ignore[no-any-return]
     return _py().base36_encode(hex_str)
 
@@ -182,11 +188,13 @@ def truncate_long_string(s: str, max_length: int = 35, truncate_middle: bool = F
 
 
 def _truncate_long_string(b: Any, s: Any, max_length: Any, truncate_middle: Any) -> str:
-    if isinstance(s, str) and _is_int(max_length) and _fits(max_length) and "\x00" not in s:
-        try:
-            s.encode("utf-8")
-        except UnicodeEncodeError:
-            return _py().truncate_long_string(s, max_length, truncate_middle)
+    if (
+        isinstance(s, str)
+        and _is_int(max_length)
+        and _fits(max_length)
+        and "\x00" not in s
+        and is_utf8(s)
+    ):
         return b.truncate_long_string(  # type: ignore[no-any-return]
             str(s), max_length, bool(truncate_middle)
         )

@@ -12,10 +12,11 @@ from __future__ import annotations
 import operator
 import os
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import _backend, _log
-from .common_utils import _confined_path, _fits
+from ._grants import is_utf8
+from .common_utils import _confined_path, _fits, _py, _sandboxable_path
 
 _LOGGER = "sky.utils.subprocess_utils"
 
@@ -38,9 +39,13 @@ def _reset_low_fd_warning() -> None:
 
 
 def _cloud_arg(cloud_str: Any) -> Optional[str]:
-    """Normalizes a non-str ``cloud_str`` exactly as upstream would see it."""
-    if cloud_str is None or isinstance(cloud_str, str):
-        return cloud_str
+    """Normalizes a non-str ``cloud_str`` exactly as upstream would see it
+    (only its truthiness and whether it lowers to ``kubernetes`` matter, so a
+    ``str`` that is not UTF-8, never ``kubernetes``, becomes a neutral one)."""
+    if cloud_str is None:
+        return None
+    if isinstance(cloud_str, str):
+        return cloud_str if is_utf8(cloud_str) else "?"
     if not cloud_str:
         return None
     return "kubernetes" if cloud_str.lower() == "kubernetes" else None
@@ -55,18 +60,16 @@ def _get_parallel_threads(b: Any, cloud_str: Any) -> int:
     return b.get_parallel_threads(_cloud_arg(cloud_str))  # type: ignore[no-any-return]
 
 
-def _source(v: Any) -> str:
+def _source(v: Any) -> Union[str, bytes]:
+    """A mount source as upstream's ``os.path.isdir`` sees it: ``str`` or
+    ``bytes`` paths (any bytes), anything else (or a NUL) never a directory."""
     if isinstance(v, os.PathLike):
         v = os.fspath(v)
-    if isinstance(v, bytes):
-        v = os.fsdecode(v)
     if isinstance(v, str) and "\x00" not in v:
-        try:
-            v.encode("utf-8")
-            return v
-        except UnicodeEncodeError:
-            pass
-    return ""  # never a directory
+        return v
+    if isinstance(v, bytes) and b"\x00" not in v:
+        return v
+    return ""
 
 
 def get_max_workers_for_file_mounts(
@@ -78,7 +81,7 @@ def get_max_workers_for_file_mounts(
 
 def _get_max_workers_for_file_mounts(b: Any, common_file_mounts: Any, cloud_str: Any) -> int:
     values = common_file_mounts.values()  # upstream's AttributeError for non-dicts
-    mounts: List[Tuple[str, str]] = [
+    mounts: List[Tuple[str, Union[str, bytes]]] = [
         (k if isinstance(k, str) else "", _source(v))
         for k, v in zip(common_file_mounts.keys(), values)
     ]
@@ -132,4 +135,6 @@ def _estimate_fd_for_directory(b: Any, path: Any) -> int:
     path = os.fspath(path)
     if getattr(b, "confined", False):
         path = _confined_path(path)
+    if not _sandboxable_path(path):
+        return _py().estimate_fd_for_directory(path)
     return b.estimate_fd_for_directory(path)  # type: ignore[no-any-return]
