@@ -211,6 +211,32 @@ impl PathGrant {
     }
 }
 
+/// `s` with every `repr_form.0` replaced by `repr_form.1` and every other
+/// `plain.0` by `plain.1`, in one left-to-right pass (a replacement may
+/// contain the text replaced, e.g. a path shown with a trailing slash).
+fn replace_paths(s: &str, repr_form: (&str, &str), plain: (&str, &str)) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let at_repr = rest.find(repr_form.0).map(|i| (i, repr_form));
+        let at_plain = (!plain.0.is_empty())
+            .then(|| rest.find(plain.0).map(|i| (i, plain)))
+            .flatten();
+        // The earliest match; the `repr` form wins a tie (it contains the path).
+        let next = match (at_repr, at_plain) {
+            (Some(r), Some(p)) => Some(if p.0 < r.0 { p } else { r }),
+            (r, p) => r.or(p),
+        };
+        let Some((i, (from, to))) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(to);
+        rest = &rest[i + from.len()..];
+    }
+}
+
 fn parent(p: &Path) -> PathBuf {
     p.parent()
         .map(Path::to_path_buf)
@@ -249,7 +275,8 @@ pub fn display_error(err: CallError, grant: &PathGrant) -> CallError {
     let from = grant.guest.as_str();
     let to = to_os.to_string_lossy();
     let to_repr = repr_fsdecoded(to_os.as_encoded_bytes());
-    let text = |s: String| s.replace(&repr(from), &to_repr).replace(from, &to);
+    let from_repr = repr(from);
+    let text = |s: String| replace_paths(&s, (&from_repr, &to_repr), (from, &to));
     let os = |o: OsError| OsError {
         message: text(o.message),
         errno: o.errno,
@@ -380,6 +407,13 @@ mod tests {
             shown.message(),
             "Failed to read last 1 lines from my'link: [Errno 21] Is a directory: \"my'link\""
         );
+        let slash = PathGrant {
+            display: "/d/".into(),
+            guest: "/d".into(),
+            ..g.clone()
+        };
+        let shown = display_error(CallError::from_errno(21, Some("/d")), &slash);
+        assert_eq!(shown.message(), "[Errno 21] Is a directory: '/d/'");
         let odd = PathGrant {
             display: PathBuf::from(OsStr::from_bytes(b"caf\xe9")),
             ..g

@@ -15,6 +15,7 @@ backend answers it without the guest (or refuses it under a strict policy).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ._errors import CapabilityDeniedError
@@ -187,10 +188,13 @@ def preopen_dirs(grants: List[PathGrant]) -> List[Tuple[bytes, str]]:
 
 
 def _text(s: str, frm: str, to: PathArg) -> str:
-    # ``repr`` forms become the caller's ``repr``; plain ones what an
-    # f-string shows of it (``b'...'`` for bytes, as upstream's messages).
-    s = s.replace(repr(frm), repr(to))
-    return s.replace(frm, str(to)) if frm else s
+    """``s`` with the guest path replaced by the caller's, in one pass (the
+    caller's path may contain the guest's): ``repr`` forms by the caller's
+    ``repr``, plain ones by what an f-string shows of it (``b'...'`` for
+    bytes, as upstream's messages do)."""
+    shown = {repr(frm): repr(to), frm: str(to)}
+    pattern = "|".join(re.escape(k) for k in shown if k)
+    return re.sub(pattern, lambda m: shown[m.group(0)], s)
 
 
 def display_error(err: Any, g: PathGrant) -> Any:

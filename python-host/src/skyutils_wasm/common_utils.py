@@ -52,12 +52,18 @@ def _fspath(p: Any) -> Any:
 
 
 def _sandboxable_path(p: Any) -> bool:
-    """Whether ``p`` is a path the sandbox can be asked about: ``str`` (with
-    surrogate escapes or not) or ``bytes``, without a NUL (upstream's
+    """Whether ``p`` is a path the sandbox can be asked about: ``str`` that
+    names bytes (surrogate escapes or not) or ``bytes``, without a NUL (upstream's
     ``ValueError: embedded null byte`` and other types' errors come from the
     pure backend, which runs upstream's exact operations)."""
     if isinstance(p, str):
-        return "\x00" not in p
+        if "\x00" in p:
+            return False
+        try:
+            os.fsencode(p)  # surrogates outside surrogateescape's range fail
+        except UnicodeEncodeError:
+            return False
+        return True
     return isinstance(p, bytes) and b"\x00" not in p
 
 

@@ -62,14 +62,11 @@ def _get_parallel_threads(b: Any, cloud_str: Any) -> int:
 
 def _source(v: Any) -> Union[str, bytes]:
     """A mount source as upstream's ``os.path.isdir`` sees it: ``str`` or
-    ``bytes`` paths (any bytes), anything else (or a NUL) never a directory."""
+    ``bytes`` paths (any bytes); anything else, a NUL or a ``str`` that names
+    no bytes is never a directory."""
     if isinstance(v, os.PathLike):
         v = os.fspath(v)
-    if isinstance(v, str) and "\x00" not in v:
-        return v
-    if isinstance(v, bytes) and b"\x00" not in v:
-        return v
-    return ""
+    return v if _sandboxable_path(v) else ""
 
 
 def get_max_workers_for_file_mounts(
