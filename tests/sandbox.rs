@@ -303,3 +303,144 @@ fn replacing_the_facts_drops_idle_instances() {
     let utils = utils.with_facts(Arc::new(common::FakeFacts::new(Some(&no_pids))));
     assert!(!utils.is_process_alive(i64::from(me)).unwrap());
 }
+
+/// A tree with Latin-1 (non-UTF-8) names, as found on real Linux machines:
+/// `caf\xe9/` holding `a.log`, `\xff.log` and `.hidden`, and `plain/` holding
+/// `ok` and `\xfe`.
+fn latin1_tree() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let odd = tmp.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir(&odd).unwrap();
+    std::fs::create_dir(&plain).unwrap();
+    for name in [&b"a.log"[..], b"\xff.log", b".hidden"] {
+        std::fs::write(odd.join(std::ffi::OsStr::from_bytes(name)), "1\n2\n3\n").unwrap();
+    }
+    for name in [&b"ok"[..], b"\xfe"] {
+        std::fs::write(plain.join(std::ffi::OsStr::from_bytes(name)), "").unwrap();
+    }
+    (tmp, odd, plain)
+}
+
+#[test]
+fn directories_with_non_utf8_names_and_entries_are_counted() {
+    let (_tmp, odd, plain) = latin1_tree();
+    let utils = Utils::new(Policy::default()).unwrap();
+    // Upstream: 5 * len(os.listdir(path)).
+    let listed = |d: &std::path::Path| 5 * std::fs::read_dir(d).unwrap().count() as u64;
+    assert_eq!(
+        utils.estimate_fd_for_directory(&plain).unwrap(),
+        listed(&plain)
+    );
+    assert_eq!(utils.estimate_fd_for_directory(&odd).unwrap(), listed(&odd));
+    assert_eq!(listed(&odd), 15);
+    // A file inside the non-UTF-8 directory, named in UTF-8.
+    assert_eq!(
+        utils.read_last_n_lines(odd.join("a.log"), 2).unwrap(),
+        vec!["2\n", "3"]
+    );
+    // A mount source whose own name is not UTF-8 is a directory (upstream
+    // counts its entries): 3 entries -> fd_per_rsync 15 -> (160-100)//15 = 4
+    // (uncounted it would be 60//5 = 12; 63 threads cap neither).
+    let facts = Arc::new(common::FakeFacts::new(Some(&serde_json::json!({
+        "nofile_soft": 160, "nofile_hard": 160, "os_cpu_count": 64
+    }))));
+    let utils = Utils::new(Policy::default()).unwrap().with_facts(facts);
+    let mounts = [("/a", odd.as_path())];
+    assert_eq!(
+        utils
+            .get_max_workers_for_file_mounts(&mounts, None)
+            .unwrap()
+            .count,
+        4
+    );
+    // A file whose name is not UTF-8, as a mount source, is no directory.
+    let file = odd.join(std::ffi::OsStr::from_bytes(b"\xff.log"));
+    let mounts = [("/a", file.as_path())];
+    assert_eq!(
+        utils
+            .get_max_workers_for_file_mounts(&mounts, None)
+            .unwrap()
+            .count,
+        12
+    );
+}
+
+#[test]
+fn non_utf8_paths_in_errors_look_as_python_shows_them() {
+    use std::os::unix::ffi::OsStrExt;
+    let (_tmp, odd, _plain) = latin1_tree();
+    let utils = Utils::new(Policy::default()).unwrap();
+    let file = odd.join(std::ffi::OsStr::from_bytes(b"\xff.log"));
+    let shown = |p: &std::path::Path| {
+        let s = p.to_str().map(str::to_string);
+        s.unwrap_or_else(|| {
+            // Python's repr of the surrogate-escaped str, without quotes.
+            let bytes = p.as_os_str().as_bytes();
+            bytes.utf8_chunks().fold(String::new(), |mut out, c| {
+                out.push_str(c.valid());
+                for b in c.invalid() {
+                    out.push_str(&format!("\\udc{b:02x}"));
+                }
+                out
+            })
+        })
+    };
+    match utils.estimate_fd_for_directory(&file) {
+        Err(Error::Call(e)) => assert_eq!(
+            (e.python_class(), e.message().to_string()),
+            (
+                "NotADirectoryError",
+                format!("[Errno 20] Not a directory: '{}'", shown(&file))
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    let missing = odd.join(std::ffi::OsStr::from_bytes(b"nope\xe9"));
+    match utils.estimate_fd_for_directory(&missing) {
+        Err(Error::Call(e)) => assert_eq!(
+            e.message(),
+            format!("[Errno 2] No such file or directory: '{}'", shown(&missing))
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The strict policy refuses what it cannot name, with a clear error.
+    let strict = strict(odd.parent().unwrap());
+    match strict.read_last_n_lines(odd.join("a.log"), 1) {
+        Err(Error::Call(CallError::CapabilityDenied(m))) => {
+            assert!(
+                m.contains("caf\\udce9") && m.contains("not valid UTF-8"),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_cli_takes_non_utf8_arguments() {
+    use std::os::unix::ffi::OsStrExt;
+    let (_tmp, odd, _plain) = latin1_tree();
+    let cli = env!("CARGO_BIN_EXE_skyutils");
+    let out = std::process::Command::new(cli)
+        .arg("estimate-fd")
+        .arg(&odd)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "15", "{out:?}");
+    let mut mount = std::ffi::OsString::from("/dst=");
+    mount.push(odd.as_os_str());
+    let out = std::process::Command::new(cli)
+        .args(["--json", "max-workers-for-file-mounts", "--mount"])
+        .arg(&mount)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = std::process::Command::new(cli)
+        .args(["read-last-n-lines", "-n", "1"])
+        .arg(odd.join(std::ffi::OsStr::from_bytes(b"a.log")))
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"3\n");
+}

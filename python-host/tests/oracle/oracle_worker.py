@@ -5,7 +5,7 @@ import os
 import pickle
 import sys
 
-from sky.utils import common_utils
+from sky.utils import common_utils, subprocess_utils
 
 
 def outcome(fn, args, env):
@@ -28,7 +28,10 @@ def outcome(fn, args, env):
 
 def main():
     cases = pickle.load(sys.stdin.buffer)
-    out = [outcome(getattr(common_utils, name), args, env) for name, args, env in cases]
+    out = [
+        outcome(getattr(common_utils, name, None) or getattr(subprocess_utils, name), args, env)
+        for name, args, env in cases
+    ]
     pickle.dump(out, sys.stdout.buffer)
 
 

@@ -106,9 +106,29 @@ def build_cases(n: int, seed: int, tmp: str) -> List[Case]:
             f.write(data)
         cases.append(("read_last_n_lines", (path, r.randint(0, 40), r.randint(1, 64)), {}))
         cases.append(("hash_file", (path, r.choice(algs)), {}))
+    cases += non_utf8_cases(os.fsencode(tmp))
     cases.append(("read_last_n_lines", (os.path.join(tmp, "missing"), 3), {}))
     cases.append(("read_last_n_lines", (tmp, 3), {}))
     cases.append(("hash_file", (tmp, "md5"), {}))
+    return cases
+
+
+def non_utf8_cases(tmp: bytes) -> List[Case]:
+    """Latin-1 names (Linux paths are bytes), as ``str`` with surrogate
+    escapes and as ``bytes``: in and of files and directories."""
+    odd = os.path.join(tmp, b"caf\xe9")
+    os.mkdir(odd)
+    for name in (b"a.log", b"\xff.log", b"r\xe9sum\xe9"):
+        with open(os.path.join(odd, name), "wb") as f:
+            f.write(b"one\ntwo \xe9\r\nthree\n")
+    cases: List[Case] = []
+    for rel in (b"a.log", b"\xff.log", b"r\xe9sum\xe9", b"nope\xe9", b""):
+        p = os.path.join(odd, rel)
+        for form in (os.fsdecode(p), p):
+            cases.append(("read_last_n_lines", (form, 2), {}))
+            cases.append(("hash_file", (form, "md5"), {}))
+    for form in (os.fsdecode(odd), odd):
+        cases.append(("get_max_workers_for_file_mounts", ({"/a": form},), {}))
     return cases
 
 
