@@ -325,6 +325,7 @@ fn latin1_tree() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) 
 
 #[test]
 fn directories_with_non_utf8_names_and_entries_are_counted() {
+    use std::os::unix::ffi::OsStrExt;
     let (_tmp, odd, plain) = latin1_tree();
     let utils = Utils::new(Policy::default()).unwrap();
     // Upstream: 5 * len(os.listdir(path)).

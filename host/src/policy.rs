@@ -121,7 +121,8 @@ impl Policy {
             })
     }
 
-    /// The environment the guest sees.
+    /// The environment the guest sees (allowed names only; values that are
+    /// not UTF-8 with U+FFFD for their undecodable bytes).
     pub fn guest_env(&self) -> Vec<(String, String)> {
         match &self.env_override {
             Some(vars) => vars
@@ -129,9 +130,12 @@ impl Policy {
                 .filter(|(k, _)| self.env_allowed(k))
                 .cloned()
                 .collect(),
+            // A value that is not UTF-8 still reaches the guest (lossily),
+            // so it fails to parse as upstream's does rather than vanish.
             None => std::env::vars_os()
-                .filter(|(k, _)| k.to_str().is_some_and(|k| self.env_allowed(k)))
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+                .filter(|(k, _)| self.env_allowed(k))
+                .map(|(k, v)| (k, v.to_string_lossy().into_owned()))
                 .collect(),
         }
     }
