@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 WASM := target/guest/wasm32-wasip2/wasm/skyutils_guest.wasm
 PYWASM := python-host/src/skyutils_wasm/skyutils.wasm
 
-.PHONY: all setup component plugins build run test test-rust test-python lint bench fuzz oracle clean
+.PHONY: all setup component plugins build run test test-rust test-python lint check-targets bench fuzz oracle clean
 
 all: build
 
@@ -51,7 +51,28 @@ test-rust: build plugins
 test-python: component plugins
 	@if [ -x python-host/scripts/test.sh ]; then python-host/scripts/test.sh; else echo "python-host: no tests yet"; fi
 
-test: lint test-rust test-python
+# The native host for Windows and macOS: `cargo check` and clippy (no link,
+# so no SDK is needed). Only wasmtime's build script compiles C for the target
+# (its helpers.c, macOS only): Debian's mingw gcc serves Windows; for macOS,
+# clang with -ffreestanding and a stdlib.h shim (the file only needs
+# stddef.h's types). A separate target dir keeps the native build warm.
+XTARGETS := x86_64-pc-windows-gnu aarch64-apple-darwin
+XDIR := target/xplat
+XSHIM := $(XDIR)/darwin-include
+XENV := CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc AR_x86_64_pc_windows_gnu=x86_64-w64-mingw32-ar \
+	CC_aarch64_apple_darwin=clang AR_aarch64_apple_darwin=llvm-ar \
+	CFLAGS_aarch64_apple_darwin="--target=aarch64-apple-darwin -ffreestanding -isystem $(CURDIR)/$(XSHIM)"
+
+check-targets:
+	@if command -v rustup >/dev/null; then rustup -q target add $(XTARGETS) wasm32-wasip2; fi
+	@mkdir -p $(XSHIM) && printf '#pragma once\n#include <stddef.h>\nvoid abort(void);\n' > $(XSHIM)/stdlib.h
+	@set -e; for t in $(XTARGETS); do \
+	  echo "check-targets: $$t"; \
+	  $(XENV) $(CARGO) check --locked -q -p skyutils-host --target $$t --target-dir $(XDIR); \
+	  $(XENV) $(CARGO) clippy --locked -q -p skyutils-host --target $$t --target-dir $(XDIR) -- -D warnings; \
+	done
+
+test: lint test-rust test-python check-targets
 
 bench: build
 	rm -rf target/criterion

@@ -5,7 +5,6 @@
 //! an idle instance is reused only by a call whose [`View`] equals the one it
 //! was built with. An instance that traps is never reused.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -39,19 +38,46 @@ pub(crate) struct View {
 pub(crate) struct Preopen {
     host: PathBuf,
     guest: String,
-    /// (device, inode): a directory replaced at the same path is another view.
+    /// [`dir_id`]: a directory replaced at the same path is another view.
     id: (u64, u64),
+}
+
+/// The identity of the directory at `path`: (device, inode) on Unix,
+/// (volume serial number, file index) on Windows; `None` if `path` is not a
+/// directory this process can stat.
+#[cfg(unix)]
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok().filter(|m| m.is_dir())?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// The identity of the directory at `path`: (device, inode) on Unix,
+/// (volume serial number, file index) on Windows; `None` if `path` is not a
+/// directory this process can open.
+#[cfg(windows)]
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::windows::fs::OpenOptionsExt;
+    use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_BACKUP_SEMANTICS;
+    std::fs::metadata(path).ok().filter(|m| m.is_dir())?;
+    // A directory handle needs backup semantics.
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+        .open(path)
+        .ok()?;
+    let info = winapi_util::file::information(&dir).ok()?;
+    Some((info.volume_serial_number(), info.file_index()))
 }
 
 impl Preopen {
     /// `host` seen at `guest`, or `None` if `host` is not a directory this
     /// process can stat (the guest then does not see it at all).
     pub fn new(host: &Path, guest: &str) -> Option<Preopen> {
-        let meta = std::fs::metadata(host).ok().filter(|m| m.is_dir())?;
         Some(Preopen {
             host: host.to_path_buf(),
             guest: guest.to_string(),
-            id: (meta.dev(), meta.ino()),
+            id: dir_id(host)?,
         })
     }
 }

@@ -84,7 +84,8 @@ def _after_fork_in_child() -> None:
         )
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # not on Windows (no fork there)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def backend_info() -> Dict[str, Any]:
