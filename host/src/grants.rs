@@ -44,8 +44,8 @@ pub struct PathGrant {
 /// itself when it is UTF-8, else a label under [`LABEL_ROOT`] made of the
 /// path's bytes in hex (unique per path, and no UTF-8 path is relabelled).
 pub fn guest_label(dir: &Path) -> String {
-    match dir.to_str() {
-        Some(s) => s.to_string(),
+    match guest_text(dir) {
+        Some(s) => s,
         None => format!(
             "{LABEL_ROOT}/{}",
             hex::encode(dir.as_os_str().as_encoded_bytes())
@@ -53,9 +53,23 @@ pub fn guest_label(dir: &Path) -> String {
     }
 }
 
+/// A host path as WASI spells it, if it can: UTF-8 with `/` separators. On
+/// Windows `C:\x\y` (or its verbatim form `\\?\C:\x\y`) becomes `/C:/x/y`.
+fn guest_text(p: &Path) -> Option<String> {
+    let s = p.to_str()?;
+    if cfg!(windows) {
+        let s = s.strip_prefix(r"\\?\").unwrap_or(s).replace('\\', "/");
+        return Some(match s.starts_with('/') || !p.is_absolute() {
+            true => s,
+            false => format!("/{s}"),
+        });
+    }
+    Some(s.to_string())
+}
+
 /// `base` joined with the UTF-8 `rest` (`None` when `rest` is not UTF-8).
 fn join(base: &str, rest: &Path) -> Option<String> {
-    let rest = rest.to_str()?;
+    let rest = guest_text(rest)?;
     Some(match (base.ends_with('/'), rest.is_empty()) {
         (_, true) => base.to_string(),
         (true, false) => format!("{base}{rest}"),
@@ -106,7 +120,7 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
         }
         let mut full = resolved.clone();
         full.extend(missing_child.iter());
-        let Some(mut guest) = full.to_str().map(str::to_string) else {
+        let Some(mut guest) = guest_text(&full) else {
             return Err(CallError::CapabilityDenied(format!(
                 "{}: not valid UTF-8, which the strict directory policy cannot grant",
                 shown()

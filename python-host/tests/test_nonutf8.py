@@ -212,3 +212,23 @@ def test_strict_policies_refuse_what_they_cannot_name(tree: bytes) -> None:
             plugin.read_last_n_lines(form, 1)
         assert "caf\\udce9" in str(e.value)
     assert plugin.estimate_fd_for_directory(os.fsdecode(os.path.join(tree, b"plain"))) == 15
+
+
+def test_windows_paths_are_answered_by_the_pure_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Windows (``os.name == 'nt'``, replaced here) a path has no WASI
+    spelling in the Python host: the call is answered without the guest."""
+    from skyutils_wasm import _backend, _grants
+
+    log = tmp_path / "w.log"
+    log.write_bytes(LINES)
+    wasm = _backend.load("wasm")
+    skyutils_wasm.set_backend("wasm")
+    monkeypatch.setattr(_grants.os, "name", "nt")
+    g = _grants.grant(str(log))
+    assert g.unnamed == os.fsencode(log) and g.preopen is None
+    wasm.reset_sessions()
+    assert common_utils.read_last_n_lines(str(log), 1) == ["third"]
+    assert subprocess_utils.estimate_fd_for_directory(str(tmp_path)) == 5
+    assert not wasm._files, "no sandbox instance was created for the file calls"

@@ -122,6 +122,10 @@ def grant(path: PathArg, allowed: Optional[Sequence[bytes]] = None) -> PathGrant
     ``CapabilityDeniedError`` and nothing is pre-opened per call (the allowed
     directories are)."""
     p = os.fsencode(path)
+    if os.name == "nt":
+        # Drive letters, UNC and verbatim paths have no WASI spelling here:
+        # file calls on Windows are answered by the pure backend.
+        return PathGrant(path, "", None, p)
     if not p:
         return PathGrant(path, "", None, None)
     try:
