@@ -80,7 +80,7 @@ fn outcome(utils: &Utils, v: &Value, tmp: &str) -> Value {
             let chunk = a(2, "chunk_size").map(int).unwrap_or(8192);
             utils
                 .read_last_n_lines_with(
-                    &string(a(0, "file_path").unwrap()),
+                    string(a(0, "file_path").unwrap()),
                     int(a(1, "n").unwrap()),
                     chunk,
                     errors,
@@ -165,7 +165,7 @@ fn outcome(utils: &Utils, v: &Value, tmp: &str) -> Value {
             .is_process_alive(int(a(0, "pid").unwrap()))
             .map(|b| json!(b)),
         "estimate_fd_for_directory" => utils
-            .estimate_fd_for_directory(&string(a(0, "path").unwrap()))
+            .estimate_fd_for_directory(string(a(0, "path").unwrap()))
             .map(|n| json!(n)),
         other => panic!("unknown function {other}"),
     };

@@ -174,7 +174,7 @@ fn denied_capabilities_fail_clearly() {
     expect_denied(utils.find_free_port(8000).map(|p| p.to_string()), "network");
     expect_denied(
         utils
-            .get_max_workers_for_file_mounts(&[], None)
+            .get_max_workers_for_file_mounts::<&str, &str>(&[], None)
             .map(|w| w.count.to_string()),
         "file-limits",
     );
