@@ -295,11 +295,10 @@ impl Utils {
         ) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
         self.call(std::slice::from_ref(g), Cgroups::Hidden, |s| {
+            let (files, s) = s.files()?;
             let Some(host_path) = &g.unnamed else {
-                let (files, s) = s.files()?;
                 return by_name(files, s);
             };
-            let (files, s) = s.files()?;
             let file = match std::fs::File::open(host_path) {
                 Ok(file) => {
                     let file = DescriptorFile::new(file, FsPerms::ReadOnly, OpenMode::READ, true);
