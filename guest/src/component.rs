@@ -12,6 +12,15 @@ use crate::text;
 wit_bindgen::generate!({
     path: "../wit",
     world: "utils",
+    // The WASI types in the `files` exports are the ones `wasip2` (and std)
+    // use, so a host-opened descriptor is read with `wasip2`'s calls.
+    with: {
+        "wasi:filesystem/types@0.2.12": wasip2::filesystem::types,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
+    },
 });
 
 use exports::skypilot::utils::files as wit_files;
@@ -102,6 +111,18 @@ impl wit_files::GuestHasher for HasherResource {
     }
 }
 
+fn decode_errors(errors: wit_files::DecodeErrors) -> files::DecodeErrors {
+    match errors {
+        wit_files::DecodeErrors::Strict => files::DecodeErrors::Strict,
+        wit_files::DecodeErrors::Replace => files::DecodeErrors::Replace,
+        wit_files::DecodeErrors::Ignore => files::DecodeErrors::Ignore,
+    }
+}
+
+fn hasher(hasher: files::Hasher) -> wit_files::Hasher {
+    wit_files::Hasher::new(HasherResource(RefCell::new(hasher)))
+}
+
 impl wit_files::Guest for Component {
     type Hasher = HasherResource;
 
@@ -111,11 +132,7 @@ impl wit_files::Guest for Component {
         chunk_size: i64,
         errors: wit_files::DecodeErrors,
     ) -> WitResult<Vec<String>> {
-        let errors = match errors {
-            wit_files::DecodeErrors::Strict => files::DecodeErrors::Strict,
-            wit_files::DecodeErrors::Replace => files::DecodeErrors::Replace,
-            wit_files::DecodeErrors::Ignore => files::DecodeErrors::Ignore,
-        };
+        let errors = decode_errors(errors);
         Ok(files::read_last_n_lines(&file_path, n, chunk_size, errors)?)
     }
 
@@ -124,12 +141,43 @@ impl wit_files::Guest for Component {
     }
 
     fn hash_file(path: String, hash_alg: String) -> WitResult<wit_files::Hasher> {
-        let hasher = files::hash_file(&path, &hash_alg)?;
-        Ok(wit_files::Hasher::new(HasherResource(RefCell::new(hasher))))
+        Ok(hasher(files::hash_file(&path, &hash_alg)?))
     }
 
     fn estimate_fd_for_directory(path: String) -> WitResult<u64> {
         Ok(files::estimate_fd_for_directory(&path)?)
+    }
+
+    fn read_last_n_lines_opened(
+        file: files::Opened<'_>,
+        file_path: String,
+        n: i64,
+        chunk_size: i64,
+        errors: wit_files::DecodeErrors,
+    ) -> WitResult<Vec<String>> {
+        let errors = decode_errors(errors);
+        Ok(files::read_last_n_lines_opened(
+            file, &file_path, n, chunk_size, errors,
+        )?)
+    }
+
+    fn read_last_n_raw_opened(
+        file: files::Opened<'_>,
+        file_path: String,
+        n: i64,
+        chunk_size: i64,
+    ) -> WitResult<Vec<Vec<u8>>> {
+        Ok(files::read_last_n_raw_opened(
+            file, &file_path, n, chunk_size,
+        )?)
+    }
+
+    fn hash_file_opened(
+        file: files::Opened<'_>,
+        path: String,
+        hash_alg: String,
+    ) -> WitResult<wit_files::Hasher> {
+        Ok(hasher(files::hash_file_opened(file, &path, &hash_alg)?))
     }
 }
 

@@ -5,9 +5,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use wasmtime::component::ResourceAny;
+use wasmtime::component::{Resource, ResourceAny};
 use wasmtime::{Store, Trap};
+use wasmtime_wasi::filesystem::{Descriptor, File as DescriptorFile};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, OpenMode};
 
 use crate::bindings::{files, system, text, DecodeErrors, Number};
 use crate::facts::{HostFacts, NativeFacts};
@@ -277,18 +279,41 @@ impl Utils {
         Ok(grant(path, &self.policy.files)?)
     }
 
-    /// The grant of a file the guest must open by name.
-    fn named(&self, path: &Path) -> Result<PathGrant, Error> {
-        let g = self.grant(path)?;
-        if g.unnamed.is_some() {
-            return Err(Error::Call(skyutils_guest::Error::CapabilityDenied(
-                format!(
-                    "{}: a file name that is not valid UTF-8 cannot be passed to the sandbox",
-                    skyutils_guest::pyrepr::repr_fsdecoded(path.as_os_str().as_encoded_bytes())
-                ),
-            )));
-        }
-        Ok(g)
+    /// Runs a file function on the file of grant `g`: `by_name` when the
+    /// guest can open it by name, else `opened` with the file the host
+    /// opened (read-only) and lent to the guest as a WASI descriptor, or
+    /// the Linux errno of that failed open (the guest reports it as
+    /// upstream's `open` would).
+    fn call_file<T: OutputSize>(
+        &self,
+        g: &PathGrant,
+        by_name: impl FnOnce(&files::Guest, &mut Store<CallState>) -> wasmtime::Result<T>,
+        opened: impl FnOnce(
+            &files::Guest,
+            &mut Store<CallState>,
+            Result<Resource<Descriptor>, i32>,
+        ) -> wasmtime::Result<T>,
+    ) -> Result<T, Error> {
+        self.call(std::slice::from_ref(g), Cgroups::Hidden, |s| {
+            let (files, s) = s.files()?;
+            let Some(host_path) = &g.unnamed else {
+                return by_name(files, s);
+            };
+            let file = match std::fs::File::open(host_path) {
+                Ok(file) => {
+                    let file = DescriptorFile::new(file, FsPerms::ReadOnly, OpenMode::READ, true);
+                    Ok(s.data_mut().table.push(Descriptor::File(file))?)
+                }
+                Err(e) => Err(e.raw_os_error().unwrap_or(skyutils_guest::error::EIO)),
+            };
+            let lent = file.as_ref().map(|f| Resource::new_borrow(f.rep()));
+            let result = opened(files, &mut *s, lent.map_err(|&errno| errno));
+            if let Ok(file) = file {
+                // Closes the file (the guest's borrow ended with the call).
+                s.data_mut().table.delete(file)?;
+            }
+            result
+        })
     }
 
     /// `read_last_n_lines(file_path, n)` with upstream's defaults
@@ -309,11 +334,14 @@ impl Utils {
         chunk_size: i64,
         errors: DecodeErrors,
     ) -> Result<Vec<String>, Error> {
-        let g = self.named(file_path.as_ref())?;
-        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
-            let (files, s) = s.files()?;
-            files.call_read_last_n_lines(s, &g.guest, n, chunk_size, errors)
-        })?;
+        let g = self.grant(file_path.as_ref())?;
+        let result = self.call_file(
+            &g,
+            |files, s| files.call_read_last_n_lines(s, &g.guest, n, chunk_size, errors),
+            |files, s, file| {
+                files.call_read_last_n_lines_opened(s, file, &g.guest, n, chunk_size, errors)
+            },
+        )?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
     }
 
@@ -324,11 +352,12 @@ impl Utils {
         n: i64,
         chunk_size: i64,
     ) -> Result<Vec<Vec<u8>>, Error> {
-        let g = self.named(file_path.as_ref())?;
-        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
-            let (files, s) = s.files()?;
-            files.call_read_last_n_raw(s, &g.guest, n, chunk_size)
-        })?;
+        let g = self.grant(file_path.as_ref())?;
+        let result = self.call_file(
+            &g,
+            |files, s| files.call_read_last_n_raw(s, &g.guest, n, chunk_size),
+            |files, s, file| files.call_read_last_n_raw_opened(s, file, &g.guest, n, chunk_size),
+        )?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
     }
 
@@ -354,10 +383,9 @@ impl Utils {
         hash_alg: &str,
         length: Option<u32>,
     ) -> Result<FileHash, Error> {
-        let g = self.named(path)?;
-        let result = self.call(std::slice::from_ref(&g), Cgroups::Hidden, |s| {
-            let (files, s) = s.files()?;
-            let hasher: ResourceAny = match files.call_hash_file(&mut *s, &g.guest, hash_alg)? {
+        let g = self.grant(path)?;
+        let digest = |files: &files::Guest, s: &mut Store<CallState>, hasher| {
+            let hasher: ResourceAny = match hasher {
                 Ok(h) => h,
                 Err(e) => return Ok(Err(e)),
             };
@@ -365,7 +393,18 @@ impl Utils {
             let hex = files.hasher().call_hexdigest(&mut *s, hasher, length)?;
             hasher.resource_drop(&mut *s)?;
             Ok(hex.map(|hex| (info, hex)))
-        })?;
+        };
+        let result = self.call_file(
+            &g,
+            |files, s| {
+                let hasher = files.call_hash_file(&mut *s, &g.guest, hash_alg)?;
+                digest(files, s, hasher)
+            },
+            |files, s, file| {
+                let hasher = files.call_hash_file_opened(&mut *s, file, &g.guest, hash_alg)?;
+                digest(files, s, hasher)
+            },
+        )?;
         let (info, hex) = result.map_err(|e| Error::Call(display_error(e.into(), &g)))?;
         Ok(FileHash {
             name: info.name,

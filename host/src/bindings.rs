@@ -4,6 +4,14 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "utils",
+    // The WASI types in the `files` exports are wasmtime-wasi's own, so a
+    // descriptor the host opens lives in the store's `ResourceTable` like
+    // any the guest opens through WASI.
+    with: {
+        "wasi:filesystem/types": wasmtime_wasi::p2::bindings::sync::filesystem::types,
+        "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+        "wasi:clocks/wall-clock": wasmtime_wasi::p2::bindings::sync::clocks::wall_clock,
+    },
 });
 
 pub use exports::skypilot::utils::files::DecodeErrors;
@@ -13,6 +21,18 @@ pub use skypilot::utils::host_facts;
 pub use skypilot::utils::types::{Error as WitError, OsError as WitOsError};
 
 use skyutils_guest::{Error, OsError};
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::state::CallState;
+
+/// Defines the world's own imports (`types`, `host-facts`) in `linker`. The
+/// WASI interfaces it also imports come from
+/// `wasmtime_wasi::p2::add_to_linker_sync` (the world's generated
+/// `add_to_linker` would define them a second time).
+pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    skypilot::utils::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    host_facts::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+}
 
 fn os_error(os: WitOsError) -> OsError {
     OsError {

@@ -11,7 +11,8 @@
 //! under a label of its own (see [`guest_label`]); names *below* it are the
 //! real entry names, so they must be UTF-8 for the guest to open them. A file
 //! whose own name is not UTF-8 cannot be named to the guest at all: its grant
-//! says so ([`PathGrant::unnamed`]) and the caller decides.
+//! says so ([`PathGrant::unnamed`]), and the caller opens the file itself
+//! and lends the guest the descriptor, or answers itself.
 
 use std::ffi::OsStr;
 use std::io::ErrorKind;
@@ -36,7 +37,9 @@ pub struct PathGrant {
     /// The host directory to pre-open and the guest path it appears at.
     pub preopen: Option<(PathBuf, String)>,
     /// A file that exists but whose name is not UTF-8, so the guest cannot
-    /// open it by name (its resolved host path).
+    /// open it by name (its resolved host path). Such a grant pre-opens
+    /// nothing, and its `guest` is only a stand-in for the path in messages
+    /// (the label of the resolved path, which [`display_error`] maps back).
     pub unnamed: Option<PathBuf>,
 }
 
@@ -154,8 +157,8 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
         // The file's own name is not UTF-8 (or an unreadable directory's).
         return Ok(PathGrant {
             display: path.to_path_buf(),
-            guest: label,
-            preopen: Some((root.clone(), guest_label(&root))),
+            guest: guest_label(&resolved),
+            preopen: None,
             unnamed: Some(resolved),
         });
     };
@@ -381,9 +384,10 @@ mod tests {
         assert_eq!(file.guest, format!("{label}/a.log"));
         assert_eq!(file.unnamed, None);
         let unnamable = per_call(&odd.join(OsStr::from_bytes(b"\xff.log")));
+        let host = odd.join(OsStr::from_bytes(b"\xff.log"));
         assert_eq!(
-            unnamable.unnamed,
-            Some(odd.join(OsStr::from_bytes(b"\xff.log")))
+            (unnamable.unnamed, unnamable.preopen, unnamable.guest),
+            (Some(host.clone()), None, guest_label(&host))
         );
         let missing = per_call(&odd.join(OsStr::from_bytes(b"\xfe.log")));
         assert_eq!((missing.preopen, missing.unnamed), (None, None));

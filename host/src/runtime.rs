@@ -81,11 +81,7 @@ impl Runtime {
         let component = load_component(engine, wasm)?;
         let mut linker: Linker<CallState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_error)?;
-        crate::bindings::Utils::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(load_error)?;
+        crate::bindings::add_to_linker(&mut linker).map_err(load_error)?;
         let pre = linker.instantiate_pre(&component).map_err(load_error)?;
         Ok(Runtime {
             text: text::GuestIndices::new(&pre).ok(),

@@ -87,15 +87,17 @@ fn below<'a>(path: &'a str, root: &str) -> Option<&'a str> {
 }
 
 /// The Linux errno of a `wasi:filesystem` error code (the ones a directory
-/// listing can meet; anything else is `EIO`).
+/// listing or a file read can meet; anything else is `EIO`).
 #[cfg(target_family = "wasm")]
-fn wasi_errno(code: wasip2::filesystem::types::ErrorCode) -> i32 {
-    use crate::error::{EACCES, EIO, ELOOP, ENAMETOOLONG, ENOENT};
+pub(super) fn wasi_errno(code: wasip2::filesystem::types::ErrorCode) -> i32 {
+    use crate::error::{EACCES, EINVAL, EIO, EISDIR, ELOOP, ENAMETOOLONG, ENOENT};
     use wasip2::filesystem::types::ErrorCode as C;
     match code {
         C::Access | C::NotPermitted => EACCES,
         C::NoEntry => ENOENT,
         C::NotDirectory => ENOTDIR,
+        C::IsDirectory => EISDIR,
+        C::Invalid => EINVAL,
         C::Loop => ELOOP,
         C::NameTooLong => ENAMETOOLONG,
         _ => EIO,

@@ -102,7 +102,12 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// `hash_file(path, hash_alg)`: the path is opened first (a bad path wins
 /// over a bad name), then the whole content is hashed.
 pub fn hash_file(path: &str, hash_alg: &str) -> Result<Hasher> {
-    let mut file = open_for_read(path)?;
+    hash_from(open_for_read(path)?, hash_alg)
+}
+
+/// The rest of [`hash_file`] once the file is open: `hash_alg` is looked
+/// up, then all of `file` is hashed.
+pub fn hash_from(mut file: impl Read, hash_alg: &str) -> Result<Hasher> {
     let mut hasher = Hasher::new(hash_alg)?;
     let mut buf = vec![0u8; CHUNK];
     loop {

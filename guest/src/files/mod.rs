@@ -1,14 +1,22 @@
 //! The `files` interface: `read_last_n_lines`, `hash_file` and
 //! `estimate_fd_for_directory`. Paths are opened with `std::fs`, i.e. through
-//! the WASI filesystem the host grants inside the component.
+//! the WASI filesystem the host grants inside the component; a file whose
+//! name is not UTF-8 arrives already opened by the host (`opened`).
 
 mod dirs;
 mod hash;
+#[cfg(target_family = "wasm")]
+mod opened;
 mod tail;
 
 pub use dirs::{estimate_fd_for_directory, is_dir};
-pub use hash::{hash_file, HashInfo, Hasher};
-pub use tail::{decode_piece, read_last_n_lines, read_last_n_raw, DecodeErrors};
+pub use hash::{hash_file, hash_from, HashInfo, Hasher};
+#[cfg(target_family = "wasm")]
+pub use opened::{hash_file_opened, read_last_n_lines_opened, read_last_n_raw_opened, Opened};
+pub use tail::{
+    decode_piece, decode_tail, read_last_n_lines, read_last_n_raw, read_last_n_raw_from,
+    DecodeErrors,
+};
 
 use std::fs::{self, File, Metadata};
 use std::io::ErrorKind;

@@ -2,7 +2,6 @@
 //! and stops once enough newlines are seen, so cost and memory follow the
 //! size of the last lines, never the file size.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 use super::{open_stated, stat};
@@ -29,7 +28,12 @@ pub fn read_last_n_lines(
     chunk_size: i64,
     errors: DecodeErrors,
 ) -> Result<Vec<String>> {
-    let pieces = read_last_n_raw(file_path, n, chunk_size)?;
+    decode_tail(read_last_n_raw(file_path, n, chunk_size)?, errors)
+}
+
+/// The tail's pieces as `read_last_n_lines` returns them: decoded, CRs
+/// before the newline dropped, every line but the last ending in `\n`.
+pub fn decode_tail(pieces: Vec<Vec<u8>>, errors: DecodeErrors) -> Result<Vec<String>> {
     let count = pieces.len();
     pieces
         .iter()
@@ -48,6 +52,27 @@ pub fn read_last_n_lines(
 /// The last `n` lines as raw byte pieces (split at `\n`, a final empty piece
 /// dropped, CRs kept), after upstream's precondition checks.
 pub fn read_last_n_raw(file_path: &str, n: i64, chunk_size: i64) -> Result<Vec<Vec<u8>>> {
+    // Once `stat` has accepted the path, open it without a second round trip.
+    read_last_n_raw_from(
+        file_path,
+        n,
+        chunk_size,
+        || stat(file_path).is_ok(),
+        || open_stated(file_path),
+    )
+}
+
+/// [`read_last_n_raw`] over any file: `exists` is upstream's
+/// `os.path.exists(file_path)`, `open` its `open(file_path, 'rb')` (the
+/// file and its size; errors name `file_path`), asked only when upstream
+/// would ask. `file_path` is also the path shown in messages.
+pub fn read_last_n_raw_from<F: Read + Seek>(
+    file_path: &str,
+    n: i64,
+    chunk_size: i64,
+    exists: impl FnOnce() -> bool,
+    open: impl FnOnce() -> Result<(F, u64)>,
+) -> Result<Vec<Vec<u8>>> {
     if n < 0 {
         return Err(Error::Assertion(format!("n must be non-negative. Got {n}")));
     }
@@ -56,7 +81,7 @@ pub fn read_last_n_raw(file_path: &str, n: i64, chunk_size: i64) -> Result<Vec<V
             "chunk_size must be positive. Got {chunk_size}"
         )));
     }
-    if stat(file_path).is_err() {
+    if !exists() {
         return Err(Error::Assertion(format!("File not found: {file_path}")));
     }
     if n == 0 {
@@ -72,8 +97,7 @@ pub fn read_last_n_raw(file_path: &str, n: i64, chunk_size: i64) -> Result<Vec<V
             cause: Some(cause),
         }
     };
-    // `stat` above accepted the path: open it without a second round trip.
-    let (mut file, size) = open_stated(file_path).map_err(wrap)?;
+    let (mut file, size) = open().map_err(wrap)?;
     let block = (chunk_size as u64).clamp(MIN_BLOCK, MAX_BLOCK);
     let data =
         read_tail(&mut file, size, n as u64, block).map_err(|e| wrap(Error::from_io(&e, None)))?;
@@ -95,7 +119,12 @@ fn os_error_of(err: Error) -> OsError {
 /// Reads blocks backwards from the end (`size`, as the open file reports
 /// it) until more than `n` newlines are held or the start of the file is
 /// reached; returns the bytes read (a suffix of the file).
-fn read_tail(file: &mut File, size: u64, n: u64, block: u64) -> std::io::Result<Vec<u8>> {
+fn read_tail(
+    file: &mut (impl Read + Seek),
+    size: u64,
+    n: u64,
+    block: u64,
+) -> std::io::Result<Vec<u8>> {
     if size == 0 {
         // Linux procfs files report size 0 yet have content; Linux refuses
         // to seek to their end (EINVAL) where a WASI filesystem says 0.
@@ -186,6 +215,31 @@ mod tests {
         assert_eq!(p(b"\n", 1), vec![Vec::<u8>::new()]);
         assert_eq!(p(b"\n\n\n", 5).len(), 3);
         assert_eq!(p(b"a\nb", 1), vec![b"b".to_vec()]);
+    }
+
+    #[test]
+    fn any_seekable_source_and_opened_only_when_upstream_opens() {
+        use std::io::Cursor;
+        let data = b"a\nb\r\nc\n".repeat(5000);
+        let size = data.len() as u64;
+        let source = || Ok((Cursor::new(data.clone()), size));
+        let tail = read_last_n_raw_from("p", 2, 1, || true, source).unwrap();
+        assert_eq!(tail, vec![b"b\r".to_vec(), b"c".to_vec()]);
+        let never = || -> Result<(Cursor<Vec<u8>>, u64)> { panic!("opened") };
+        assert_eq!(read_last_n_raw_from("p", 0, 1, || true, never), Ok(vec![]));
+        assert_eq!(
+            read_last_n_raw_from("p", 1, 1, || false, never),
+            Err(Error::Assertion("File not found: p".into()))
+        );
+        let refused = || -> Result<(Cursor<Vec<u8>>, u64)> {
+            Err(Error::from_errno(crate::error::EACCES, Some("p")))
+        };
+        assert_eq!(
+            read_last_n_raw_from("p", 1, 1, || true, refused)
+                .unwrap_err()
+                .message(),
+            "Failed to read last 1 lines from p: [Errno 13] Permission denied: 'p'"
+        );
     }
 
     #[test]
