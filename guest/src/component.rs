@@ -12,7 +12,7 @@ use crate::text;
 wit_bindgen::generate!({
     path: "../wit",
     world: "utils",
-    // The WASI types in the `files` exports are the ones `wasip2` (and std)
+    // The WASI types in the `opened-files` exports are the ones `wasip2` (and std)
     // use, so a host-opened descriptor is read with `wasip2`'s calls.
     with: {
         "wasi:filesystem/types@0.2.12": wasip2::filesystem::types,
@@ -24,6 +24,7 @@ wit_bindgen::generate!({
 });
 
 use exports::skypilot::utils::files as wit_files;
+use exports::skypilot::utils::opened_files as wit_opened;
 use exports::skypilot::utils::system as wit_system;
 use exports::skypilot::utils::text as wit_text;
 use skypilot::utils::host_facts;
@@ -147,13 +148,15 @@ impl wit_files::Guest for Component {
     fn estimate_fd_for_directory(path: String) -> WitResult<u64> {
         Ok(files::estimate_fd_for_directory(&path)?)
     }
+}
 
+impl wit_opened::Guest for Component {
     fn read_last_n_lines_opened(
         file: files::Opened<'_>,
         file_path: String,
         n: i64,
         chunk_size: i64,
-        errors: wit_files::DecodeErrors,
+        errors: wit_opened::DecodeErrors,
     ) -> WitResult<Vec<String>> {
         let errors = decode_errors(errors);
         Ok(files::read_last_n_lines_opened(
@@ -176,7 +179,7 @@ impl wit_files::Guest for Component {
         file: files::Opened<'_>,
         path: String,
         hash_alg: String,
-    ) -> WitResult<wit_files::Hasher> {
+    ) -> WitResult<wit_opened::Hasher> {
         Ok(hasher(files::hash_file_opened(file, &path, &hash_alg)?))
     }
 }

@@ -287,30 +287,25 @@ impl Utils {
     fn call_file<T: OutputSize>(
         &self,
         g: &PathGrant,
-        by_name: impl FnOnce(&files::Guest, &mut Store<CallState>) -> wasmtime::Result<T>,
-        opened: impl FnOnce(
-            &files::Guest,
-            &mut Store<CallState>,
-            Result<Resource<Descriptor>, i32>,
-        ) -> wasmtime::Result<T>,
+        by_name: impl FnOnce(&mut Session) -> wasmtime::Result<T>,
+        opened: impl FnOnce(&mut Session, Result<Resource<Descriptor>, i32>) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
         self.call(std::slice::from_ref(g), Cgroups::Hidden, |s| {
-            let (files, s) = s.files()?;
             let Some(host_path) = &g.unnamed else {
-                return by_name(files, s);
+                return by_name(s);
             };
             let file = match std::fs::File::open(host_path) {
                 Ok(file) => {
                     let file = DescriptorFile::new(file, FsPerms::ReadOnly, OpenMode::READ, true);
-                    Ok(s.data_mut().table.push(Descriptor::File(file))?)
+                    Ok(s.store.data_mut().table.push(Descriptor::File(file))?)
                 }
                 Err(e) => Err(e.raw_os_error().unwrap_or(skyutils_guest::error::EIO)),
             };
             let lent = file.as_ref().map(|f| Resource::new_borrow(f.rep()));
-            let result = opened(files, &mut *s, lent.map_err(|&errno| errno));
+            let result = opened(s, lent.map_err(|&errno| errno));
             if let Ok(file) = file {
                 // Closes the file (the guest's borrow ended with the call).
-                s.data_mut().table.delete(file)?;
+                s.store.data_mut().table.delete(file)?;
             }
             result
         })
@@ -337,9 +332,13 @@ impl Utils {
         let g = self.grant(file_path.as_ref())?;
         let result = self.call_file(
             &g,
-            |files, s| files.call_read_last_n_lines(s, &g.guest, n, chunk_size, errors),
-            |files, s, file| {
-                files.call_read_last_n_lines_opened(s, file, &g.guest, n, chunk_size, errors)
+            |s| {
+                let (files, s) = s.files()?;
+                files.call_read_last_n_lines(s, &g.guest, n, chunk_size, errors)
+            },
+            |s, file| {
+                let (opened, s) = s.opened_files()?;
+                opened.call_read_last_n_lines_opened(s, file, &g.guest, n, chunk_size, errors)
             },
         )?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
@@ -355,8 +354,14 @@ impl Utils {
         let g = self.grant(file_path.as_ref())?;
         let result = self.call_file(
             &g,
-            |files, s| files.call_read_last_n_raw(s, &g.guest, n, chunk_size),
-            |files, s, file| files.call_read_last_n_raw_opened(s, file, &g.guest, n, chunk_size),
+            |s| {
+                let (files, s) = s.files()?;
+                files.call_read_last_n_raw(s, &g.guest, n, chunk_size)
+            },
+            |s, file| {
+                let (opened, s) = s.opened_files()?;
+                opened.call_read_last_n_raw_opened(s, file, &g.guest, n, chunk_size)
+            },
         )?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
     }
@@ -384,11 +389,12 @@ impl Utils {
         length: Option<u32>,
     ) -> Result<FileHash, Error> {
         let g = self.grant(path)?;
-        let digest = |files: &files::Guest, s: &mut Store<CallState>, hasher| {
+        let digest = |s: &mut Session, hasher| {
             let hasher: ResourceAny = match hasher {
                 Ok(h) => h,
                 Err(e) => return Ok(Err(e)),
             };
+            let (files, s) = s.files()?;
             let info = files.hasher().call_info(&mut *s, hasher)?;
             let hex = files.hasher().call_hexdigest(&mut *s, hasher, length)?;
             hasher.resource_drop(&mut *s)?;
@@ -396,13 +402,15 @@ impl Utils {
         };
         let result = self.call_file(
             &g,
-            |files, s| {
-                let hasher = files.call_hash_file(&mut *s, &g.guest, hash_alg)?;
-                digest(files, s, hasher)
+            |s| {
+                let (files, st) = s.files()?;
+                let hasher = files.call_hash_file(st, &g.guest, hash_alg)?;
+                digest(s, hasher)
             },
-            |files, s, file| {
-                let hasher = files.call_hash_file_opened(&mut *s, file, &g.guest, hash_alg)?;
-                digest(files, s, hasher)
+            |s, file| {
+                let (opened, st) = s.opened_files()?;
+                let hasher = opened.call_hash_file_opened(st, file, &g.guest, hash_alg)?;
+                digest(s, hasher)
             },
         )?;
         let (info, hex) = result.map_err(|e| Error::Call(display_error(e.into(), &g)))?;

@@ -4,7 +4,7 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "utils",
-    // The WASI types in the `files` exports are wasmtime-wasi's own, so a
+    // The WASI types in the `opened-files` exports are wasmtime-wasi's own, so a
     // descriptor the host opens lives in the store's `ResourceTable` like
     // any the guest opens through WASI.
     with: {
@@ -16,7 +16,7 @@ wasmtime::component::bindgen!({
 
 pub use exports::skypilot::utils::files::DecodeErrors;
 pub use exports::skypilot::utils::text::Number;
-pub use exports::skypilot::utils::{files, system, text};
+pub use exports::skypilot::utils::{files, opened_files, system, text};
 pub use skypilot::utils::host_facts;
 pub use skypilot::utils::types::{Error as WitError, OsError as WitOsError};
 

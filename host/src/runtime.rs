@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use crate::bindings::{files, system, text};
+use crate::bindings::{files, opened_files, system, text};
 use crate::state::CallState;
 use crate::Error;
 
@@ -71,6 +71,7 @@ pub struct Runtime {
     pub(crate) pre: InstancePre<CallState>,
     pub(crate) text: Option<text::GuestIndices>,
     pub(crate) files: Option<files::GuestIndices>,
+    pub(crate) opened_files: Option<opened_files::GuestIndices>,
     pub(crate) system: Option<system::GuestIndices>,
 }
 
@@ -86,6 +87,7 @@ impl Runtime {
         Ok(Runtime {
             text: text::GuestIndices::new(&pre).ok(),
             files: files::GuestIndices::new(&pre).ok(),
+            opened_files: opened_files::GuestIndices::new(&pre).ok(),
             system: system::GuestIndices::new(&pre).ok(),
             pre,
         })

@@ -13,7 +13,7 @@ use wasmtime::Store;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-use crate::bindings::{files, system, text};
+use crate::bindings::{files, opened_files, system, text};
 use crate::runtime::Runtime;
 use crate::state::CallState;
 
@@ -112,6 +112,7 @@ pub(crate) struct Session {
     pub store: Store<CallState>,
     text: Option<text::Guest>,
     files: Option<files::Guest>,
+    opened_files: Option<opened_files::Guest>,
     system: Option<system::Guest>,
 }
 
@@ -148,12 +149,18 @@ impl Session {
             store,
             text: None,
             files: None,
+            opened_files: None,
             system: None,
         }))
     }
 
     exports!(text, text, "skypilot:utils/text@0.1.0");
     exports!(files, files, "skypilot:utils/files@0.1.0");
+    exports!(
+        opened_files,
+        opened_files,
+        "skypilot:utils/opened-files@0.1.0"
+    );
     exports!(system, system, "skypilot:utils/system@0.1.0");
 }
 

@@ -24,7 +24,6 @@ use exports::skypilot::utils::files::{self, DecodeErrors, GuestHasher, HashInfo}
 use exports::skypilot::utils::text::{self, Number};
 use skypilot::utils::host_facts;
 use skypilot::utils::types::Error;
-use wasi::filesystem::types::Descriptor;
 
 struct Evil;
 
@@ -173,17 +172,5 @@ impl files::Guest for Evil {
 
     fn estimate_fd_for_directory(path: String) -> Result<u64, Error> {
         Err(value_error(escape_report(&path)))
-    }
-
-    fn read_last_n_lines_opened(_file: Result<&Descriptor, i32>, _path: String, _n: i64, _chunk: i64, _errors: DecodeErrors) -> Result<Vec<String>, Error> {
-        Err(value_error("not implemented by the evil plugin"))
-    }
-
-    fn read_last_n_raw_opened(_file: Result<&Descriptor, i32>, _path: String, _n: i64, _chunk: i64) -> Result<Vec<Vec<u8>>, Error> {
-        Err(value_error("not implemented by the evil plugin"))
-    }
-
-    fn hash_file_opened(_file: Result<&Descriptor, i32>, _path: String, _alg: String) -> Result<files::Hasher, Error> {
-        Err(value_error("not implemented by the evil plugin"))
     }
 }
