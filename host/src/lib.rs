@@ -14,6 +14,7 @@
 
 mod api;
 mod bindings;
+mod cache;
 pub mod facts;
 mod grants;
 pub mod policy;
@@ -25,9 +26,10 @@ use std::time::Duration;
 
 pub use api::{reset_low_fd_warning, FileHash, Utils, Workers};
 pub use bindings::{DecodeErrors, Number};
+pub use cache::cache_dir;
 pub use facts::{HostFacts, Limit, NativeFacts};
 pub use policy::{Capability, FileAccess, Policy};
-pub use runtime::{cache_dir, engine, metered_engine, EMBEDDED_COMPONENT};
+pub use runtime::{engine, metered_engine, EMBEDDED_COMPONENT};
 /// The error a function raises, with upstream's Python class and message.
 pub use skyutils_guest::Error as CallError;
 

@@ -93,7 +93,7 @@ def backend_info() -> Dict[str, Any]:
     b = get()
     info: Dict[str, Any] = {"backend": b.name, "reason": _reason}
     if b.name == "wasm":
-        from ._wasm import wasmtime_version
+        from ._cache import wasmtime_version
 
         info["wasmtime"] = wasmtime_version()
         info["component_sha256"] = b.rt.component_sha256

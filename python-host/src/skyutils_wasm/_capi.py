@@ -52,10 +52,12 @@ class Component(Managed["ctypes._Pointer[ffi.wasmtime_component_t]"]):  # type: 
         self._set_ptr(ptr)
 
     @classmethod
-    def deserialize_file(cls, engine: wasmtime.Engine, path: str) -> "Component":
-        """Loads an artifact written by :meth:`serialize` (memory-mapped)."""
+    def deserialize(cls, engine: wasmtime.Engine, buf: Any, size: int) -> "Component":
+        """Loads an artifact written by :meth:`serialize` from ``size`` bytes
+        at ``buf`` (a ctypes ``c_uint8`` array; wasmtime copies them). The
+        caller vouches for the bytes: they are loaded as native code."""
         ptr = POINTER(ffi.wasmtime_component_t)()
-        _check(ffi.wasmtime_component_deserialize_file(engine.ptr(), path.encode(), byref(ptr)))
+        _check(ffi.wasmtime_component_deserialize(engine.ptr(), buf, size, byref(ptr)))
         component: Component = cls.__new__(cls)
         component._set_ptr(ptr)
         return component

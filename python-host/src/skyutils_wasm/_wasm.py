@@ -24,7 +24,6 @@ import gc
 import os
 import threading
 import weakref
-import zlib
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -41,12 +40,10 @@ from typing import (
 
 import ctypes
 
-import json
-
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from . import _abi, _capi
+from . import _abi, _cache, _capi
 from ._config import SETTINGS
 from ._errors import MissingExportError, OutOfFuelError, OutputTooLargeError, PluginLoadError
 from ._errors import SandboxError, SandboxMemoryError, SandboxTimeout, TrapError
@@ -64,87 +61,9 @@ COMPONENT_PATH = Path(__file__).with_name("skyutils.wasm")
 PKG = "skypilot:utils"
 VER = "0.1.0"
 EPOCH_TICK_S = 0.02
-_ENGINE_CONFIG_KEY = "epoch_interruption=1;opt=speed;v1"
 _STDERR_CAP = 4096
 _MAX_FILE_SESSIONS = 16
 _UPDATE_CHUNK = 1 << 20
-
-
-def cache_dir() -> Optional[Path]:
-    """``$SKYUTILS_CACHE_DIR``, else ``$XDG_CACHE_HOME/skyutils``, else
-    ``~/.cache/skyutils``."""
-    if os.environ.get("SKYUTILS_CACHE_DIR"):
-        return Path(os.environ["SKYUTILS_CACHE_DIR"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "skyutils"
-    home = os.environ.get("HOME")
-    return Path(home) / ".cache" / "skyutils" if home else None
-
-
-_wasmtime_version: Optional[str] = None
-
-
-def wasmtime_version() -> str:
-    """The installed wasmtime-py version, read from its ``.dist-info``
-    directory name (importing :mod:`importlib.metadata` costs ~20 ms)."""
-    global _wasmtime_version
-    if _wasmtime_version is None:
-        site = Path(wasmtime.__file__).parent.parent
-        found = [
-            n[len("wasmtime-") : -len(".dist-info")]
-            for n in os.listdir(site)
-            if n.startswith("wasmtime-") and n.endswith(".dist-info")
-        ]
-        if len(found) == 1:
-            _wasmtime_version = found[0]
-        else:  # not a plain site-packages install: ask the package metadata
-            from importlib import metadata
-
-            try:
-                _wasmtime_version = metadata.version("wasmtime")
-            except metadata.PackageNotFoundError:  # pragma: no cover
-                _wasmtime_version = "unknown"
-    return _wasmtime_version
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Writes ``path`` through a temporary file and a rename, so concurrent
-    processes never see a partial cache entry."""
-    import tempfile  # only when a cache entry is written
-
-    fd, tmp = tempfile.mkstemp(prefix=".skyutils-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def sha256_hex(data: bytes) -> str:
-    """SHA-256 of ``data``; :mod:`hashlib` is imported here, on first use,
-    because loading OpenSSL costs ~4 ms of import time."""
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
-def packaged_digest(path: Path) -> Optional[str]:
-    """The SHA-256 the build recorded for the packaged component
-    (``skyutils.wasm.sha256``, sha256sum format, written by ``make
-    component``), if that file is at least as new as the component. Only
-    ever trusted for the package's own component, never for plugins."""
-    side = path.with_name(path.name + ".sha256")
-    try:
-        if side.stat().st_mtime_ns < path.stat().st_mtime_ns:
-            return None
-        digest = side.read_text().split()[0]
-    except (OSError, IndexError):
-        return None
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        return None
-    return digest
 
 
 _engines: Dict[bool, wasmtime.Engine] = {}
@@ -192,16 +111,18 @@ class Runtime:
         self.metered = metered
         self.engine = engine(metered)
         packaged = isinstance(wasm, Path) and wasm == COMPONENT_PATH
-        digest = packaged_digest(COMPONENT_PATH) if packaged else None
+        digest = _cache.packaged_digest(COMPONENT_PATH) if packaged else None
         if isinstance(wasm, Path):
             wasm = wasm.read_bytes()
-        self.component_sha256 = digest or sha256_hex(wasm)
-        self.cache_note = ""
+        self.component_sha256 = digest or _cache.sha256_hex(wasm)
+        self.cache = _cache.ComponentCache(self.component_sha256, metered)
+        self.component = self.cache.load(self.engine, wasm)
+        #: What happened to the compiled component (for ``backend_info``).
+        self.cache_note = self.cache.note
         #: Where this component's export type descriptions are cached.
-        self.types_path: Optional[Path] = None
-        self.component = self._load(wasm)
+        self.types_path = self.cache.types_path
         #: Export type descriptions (``iface#name`` -> [params, result]).
-        self.types: Dict[str, Any] = self._load_types()
+        self.types: Dict[str, Any] = self.cache.load_types()
         self._types_lock = threading.Lock()
         self.linker = _capi.Linker(self.engine)
         self.linker.add_wasip2()
@@ -215,43 +136,6 @@ class Runtime:
         finally:
             root.close()
 
-    def _load(self, wasm: bytes) -> _capi.Component:
-        d = cache_dir()
-        if d is None:
-            self.cache_note = "no cache directory"
-            return _capi.Component(self.engine, wasm)
-        config = _ENGINE_CONFIG_KEY + (";fuel=1" if self.metered else "")
-        # The component's own digest keeps plugins and the packaged component
-        # apart; the runtime part only has to tell wasmtime builds apart.
-        runtime = zlib.crc32(f"wasmtime-{wasmtime_version()}\0{config}".encode())
-        path = d / f"skyutils-{self.component_sha256[:32]}-{runtime:08x}.cwasm"
-        self.types_path = path.with_suffix(".types.json")
-        if path.is_file():
-            try:
-                comp = _capi.Component.deserialize_file(self.engine, str(path))
-                self.cache_note = f"loaded {path}"
-                return comp
-            except wasmtime.WasmtimeError:
-                pass
-        comp = _capi.Component(self.engine, wasm)
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, comp.serialize())
-            self.cache_note = f"compiled, stored {path}"
-        except OSError as e:
-            self.cache_note = f"compiled, cache not writable: {e}"
-        return comp
-
-    def _load_types(self) -> Dict[str, Any]:
-        """The cached export type descriptions ({} when absent or unreadable)."""
-        if self.types_path is None:
-            return {}
-        try:
-            types = json.loads(self.types_path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return types if isinstance(types, dict) else {}
-
     def func_type(self, key: str, func: Any, store: wasmtime.Store) -> Any:
         """``[params, result]`` of export ``key``: from the cache, else
         described once (importing wasmtime-py's type reflection) and cached."""
@@ -261,11 +145,7 @@ class Runtime:
         ty = list(_capi.describe_func(func, store))
         with self._types_lock:
             self.types[key] = ty
-            if self.types_path is not None:
-                try:
-                    _write_atomically(self.types_path, json.dumps(self.types).encode())
-                except OSError:  # a cache that cannot be written only costs speed
-                    pass
+            self.cache.store_types(self.types)
         return ty
 
     def session(
