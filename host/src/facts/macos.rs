@@ -242,7 +242,9 @@ mod tests {
         assert_eq!(utils.get_mem_size_gb().unwrap(), 16.0);
         assert_eq!(utils.get_parallel_threads(None).unwrap(), 9);
         // The soft limit of 256: (256 - 100) // 5 workers, capped by the threads.
-        let workers = utils.get_max_workers_for_file_mounts(&[], None).unwrap();
+        let workers = utils
+            .get_max_workers_for_file_mounts::<&str, &str>(&[], None)
+            .unwrap();
         assert_eq!(workers.count, 9);
         assert!(utils.is_process_alive(501).unwrap());
         assert!(utils.is_process_alive(1).unwrap());

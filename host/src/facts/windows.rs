@@ -223,7 +223,9 @@ mod tests {
         assert_eq!(utils.get_mem_size_gb().unwrap(), 32.0);
         assert_eq!(utils.get_parallel_threads(None).unwrap(), 11);
         // No RLIMIT_NOFILE: no descriptor term and never the warning.
-        let workers = utils.get_max_workers_for_file_mounts(&[], None).unwrap();
+        let workers = utils
+            .get_max_workers_for_file_mounts::<&str, &str>(&[], None)
+            .unwrap();
         assert_eq!((workers.count, workers.warning), (11, None));
         assert!(utils.is_process_alive(1234).unwrap());
         assert!(utils.is_process_alive(4).unwrap());
