@@ -23,9 +23,9 @@ fn load(policy: Policy) -> Utils {
 
 fn fast_policy() -> Policy {
     Policy {
-        deadline: Duration::from_millis(500),
+        deadline: Some(Duration::from_millis(500)),
         memory_limit: 64 << 20,
-        ..Policy::default()
+        ..Policy::plugin()
     }
 }
 
@@ -64,7 +64,7 @@ fn runaway_code_is_stopped() {
     attack(
         &utils,
         "alloc-4gib",
-        |e| matches!(e, Error::MemoryLimit(l) if *l == 64 << 20),
+        |e| matches!(e, Error::MemoryLimit { limit, .. } if *limit == 64 << 20),
     );
     attack(&utils, "stack-overflow", |e| matches!(e, Error::Trap(_)));
     attack(
@@ -73,8 +73,8 @@ fn runaway_code_is_stopped() {
         |e| matches!(e, Error::Trap(m) if m.contains("panics on purpose")),
     );
     let roomy = load(Policy {
-        max_output: 1 << 20,
-        ..Policy::default()
+        max_output: Some(1 << 20),
+        ..Policy::plugin()
     });
     attack(
         &roomy,
@@ -87,8 +87,8 @@ fn runaway_code_is_stopped() {
 fn fuel_bounds_a_busy_loop() {
     let utils = load(Policy {
         fuel: Some(5_000_000),
-        deadline: Duration::from_secs(20),
-        ..Policy::default()
+        deadline: Some(Duration::from_secs(20)),
+        ..Policy::plugin()
     });
     attack(&utils, "loop", |e| matches!(e, Error::OutOfFuel(5_000_000)));
 }

@@ -8,7 +8,7 @@ mod tail;
 
 pub use dirs::{estimate_fd_for_directory, is_dir};
 pub use hash::{hash_file, HashInfo, Hasher};
-pub use tail::{decode_piece, read_last_n_lines, read_last_n_raw, DecodeErrors};
+pub use tail::{decode_piece, read_last_n_lines, read_last_n_raw, DecodeErrors, Page, Tail};
 
 use std::fs::{self, File, Metadata};
 use std::io::ErrorKind;
