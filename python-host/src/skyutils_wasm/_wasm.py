@@ -709,14 +709,14 @@ class WasmBackend:
     ) -> Session:
         return self.rt.session(preopens, env, cgroup, self.limits)
 
-    def _usable(self, s: Optional[Session]) -> bool:
+    def _usable(self, s: Session) -> bool:
         """Whether ``s`` may serve a call: alive, and built with the memory
         cap the limits have now (a store's cap is fixed at creation)."""
-        return s is not None and s.dead is None and s.memory == self.limits.memory
+        return s.dead is None and s.memory == self.limits.memory
 
     def _pure_session(self) -> Session:
         s = self._pure
-        if not self._usable(s):
+        if s is None or not self._usable(s):
             if self.policy is None:
                 s = self._new_session([], {}, None)
             else:
@@ -746,7 +746,7 @@ class WasmBackend:
         key = (tuple(sorted(env.items())), ckey)
         with self._lock:
             s = self._system.get(key)
-            if not self._usable(s):
+            if s is None or not self._usable(s):
                 if len(self._system) > 8:
                     self._system.clear()
                 s = self._system[key] = self._new_session([], env, cgroup)
