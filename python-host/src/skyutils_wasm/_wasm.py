@@ -832,6 +832,13 @@ class WasmBackend:
         # Each piece crossed as the Latin-1 characters of its bytes.
         return [item.encode("latin-1") for item in items]
 
+    def _forget(self, s: Session) -> None:
+        """Stops offering file session ``s`` to later calls."""
+        with self._lock:
+            for key, cached in list(self._files.items()):
+                if cached is s:
+                    del self._files[key]
+
     def _has_tails(self, s: Session) -> bool:
         """Whether the component exports ``tails`` (paged results); plugins
         built for the original interface export only ``files``."""
@@ -887,6 +894,9 @@ class WasmBackend:
                 page = s.call("tails", method, rest, max_bytes, max_items)
         finally:
             s.drop_now(rest)
+            # The instance's memory grew to hold this tail and never shrinks:
+            # later calls get a fresh one (objects still using it keep it).
+            self._forget(s)
         if pending:
             out.append(empty.join(pending))
         return out
