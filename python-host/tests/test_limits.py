@@ -51,6 +51,8 @@ def test_defaults_are_upstreams_no_limits() -> None:
     # Plugins keep bounded defaults.
     p = skyutils_wasm.Policy()
     assert (p.deadline, p.memory, p.max_output) == (30.0, 512 << 20, 64 << 20)
+    unbounded = skyutils_wasm.Policy(deadline=None, max_output=None)
+    assert (unbounded.deadline, unbounded.max_output) == (None, None)
 
 
 def test_tail_over_128_mib_with_default_settings(wasm: Any, big_log: Path) -> None:
