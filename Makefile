@@ -45,7 +45,7 @@ lint: component
 test-rust: build plugins
 	$(VENV)/bin/wasm-tools component wit $(WASM) | grep -q 'export skypilot:utils/system@0.1.0'
 	$(CARGO) test --locked --release --workspace --lib --bins
-	$(CARGO) test --locked --release -p skyutils-host --test sandbox --test plugins --test concurrency --test fuzz --test nonutf8 --test cache
+	$(CARGO) test --locked --release -p skyutils-host --test sandbox --test plugins --test concurrency --test fuzz --test nonutf8 --test cache --test limits
 	$(CARGO) test --locked --release -p skyutils-host --test conformance -- --show-output
 
 test-python: component plugins

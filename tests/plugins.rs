@@ -23,9 +23,9 @@ fn load(policy: Policy) -> Utils {
 
 fn fast_policy() -> Policy {
     Policy {
-        deadline: Duration::from_millis(500),
+        deadline: Some(Duration::from_millis(500)),
         memory_limit: 64 << 20,
-        ..Policy::default()
+        ..Policy::plugin()
     }
 }
 
@@ -64,7 +64,7 @@ fn runaway_code_is_stopped() {
     attack(
         &utils,
         "alloc-4gib",
-        |e| matches!(e, Error::MemoryLimit(l) if *l == 64 << 20),
+        |e| matches!(e, Error::MemoryLimit { limit, .. } if *limit == 64 << 20),
     );
     attack(&utils, "stack-overflow", |e| matches!(e, Error::Trap(_)));
     attack(
@@ -73,8 +73,8 @@ fn runaway_code_is_stopped() {
         |e| matches!(e, Error::Trap(m) if m.contains("panics on purpose")),
     );
     let roomy = load(Policy {
-        max_output: 1 << 20,
-        ..Policy::default()
+        max_output: Some(1 << 20),
+        ..Policy::plugin()
     });
     attack(
         &roomy,
@@ -87,8 +87,8 @@ fn runaway_code_is_stopped() {
 fn fuel_bounds_a_busy_loop() {
     let utils = load(Policy {
         fuel: Some(5_000_000),
-        deadline: Duration::from_secs(20),
-        ..Policy::default()
+        deadline: Some(Duration::from_secs(20)),
+        ..Policy::plugin()
     });
     attack(&utils, "loop", |e| matches!(e, Error::OutOfFuel(5_000_000)));
 }
@@ -203,5 +203,51 @@ fn guest_state_survives_only_on_reused_instances() {
     assert_eq!(
         [count(&fresh), count(&fresh), count(&fresh)],
         ["1", "1", "1"]
+    );
+}
+
+#[test]
+fn the_cli_gives_a_plugin_the_bounded_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugins/wasm32-wasip2/release/evil_plugin.wasm");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyutils"))
+            .arg("--json")
+            .arg("--component")
+            .arg(&path)
+            .args(extra)
+            .args(["base36-encode", "huge-output"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // Without limit flags a plugin gets Policy::plugin()'s 64 MiB output cap...
+    let err = run(&[]);
+    assert_eq!(err["error"], "OutputTooLarge", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("limit of 67108864"),
+        "{err}"
+    );
+    // ...and a flag replaces it.
+    let err = run(&["--max-output", "1MiB"]);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("limit of 1048576"),
+        "{err}"
+    );
+    let bounds = Policy::plugin();
+    assert_eq!(
+        (bounds.deadline, bounds.memory_limit, bounds.max_output),
+        (Some(Duration::from_secs(30)), 512 << 20, Some(64 << 20))
+    );
+    let drop_in = Policy::default();
+    assert_eq!(
+        (drop_in.deadline, drop_in.memory_limit, drop_in.max_output),
+        (None, skyutils::WASM32_MAX_MEMORY, None)
     );
 }

@@ -227,7 +227,14 @@ fn a_memory_trap_is_reported_and_the_next_call_works() {
     })
     .unwrap();
     match utils.format_float(Number::Float(1.5), 200_000_000) {
-        Err(Error::MemoryLimit(limit)) => assert_eq!(limit, 64 << 20),
+        Err(e @ Error::MemoryLimit { limit, .. }) => {
+            assert_eq!(limit, 64 << 20);
+            let text = e.to_string();
+            assert!(
+                text.contains("memory limit of 67108864 bytes (the policy's memory_limit)"),
+                "{text}"
+            );
+        }
         other => panic!("expected the memory limit, got {other:?}"),
     }
     assert_eq!(utils.format_float(Number::Float(1.25), 1).unwrap(), "1.2");
@@ -237,7 +244,7 @@ fn a_memory_trap_is_reported_and_the_next_call_works() {
 #[test]
 fn a_deadline_trap_is_reported_and_the_next_call_works() {
     let utils = Utils::new(Policy {
-        deadline: Duration::from_millis(1),
+        deadline: Some(Duration::from_millis(1)),
         ..Policy::default()
     })
     .unwrap();
@@ -258,7 +265,7 @@ fn a_guest_panic_is_a_clear_trap() {
         Err(Error::Trap(m)) => {
             assert!(m.contains("cannot format 2147483647 decimal places"), "{m}")
         }
-        Err(Error::MemoryLimit(_)) => {}
+        Err(Error::MemoryLimit { .. }) => {}
         other => panic!("expected a trap, got {other:?}"),
     }
     assert_eq!(utils.format_float(Number::Int(-7), 3).unwrap(), "-7");

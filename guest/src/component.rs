@@ -26,6 +26,7 @@ wit_bindgen::generate!({
 use exports::skypilot::utils::files as wit_files;
 use exports::skypilot::utils::opened_files as wit_opened;
 use exports::skypilot::utils::system as wit_system;
+use exports::skypilot::utils::tails as wit_tails;
 use exports::skypilot::utils::text as wit_text;
 use skypilot::utils::host_facts;
 use skypilot::utils::types as wit;
@@ -181,6 +182,107 @@ impl wit_opened::Guest for Component {
         hash_alg: String,
     ) -> WitResult<wit_opened::Hasher> {
         Ok(hasher(files::hash_file_opened(file, &path, &hash_alg)?))
+    }
+}
+
+/// A page bound from WIT (`u64` bytes, `u32` items) for this guest.
+fn bounds(max_bytes: u64, max_items: u32) -> (usize, usize) {
+    let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    (max_bytes, usize::try_from(max_items).unwrap_or(usize::MAX))
+}
+
+/// The `tail` resource: the rest of a tail behind a `RefCell`.
+struct TailResource(RefCell<files::Tail>);
+
+impl TailResource {
+    fn page(&self, max_bytes: u64, max_items: u32) -> files::Page<Vec<u8>> {
+        let (max_bytes, max_items) = bounds(max_bytes, max_items);
+        self.0.borrow_mut().next_page(max_bytes, max_items)
+    }
+}
+
+/// Items cut at character boundaries of decoded text are UTF-8; raw pieces
+/// asked for as lines are decoded with `replace`.
+fn text_page(page: files::Page<Vec<u8>>) -> wit_tails::Page {
+    wit_tails::Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|item| {
+                String::from_utf8(item)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })
+            .collect(),
+        continued: page.continued,
+    }
+}
+
+/// Raw pieces as strings of their bytes' Latin-1 characters (see the WIT).
+fn raw_page(page: files::Page<Vec<u8>>) -> wit_tails::RawPage {
+    wit_tails::RawPage {
+        items: page
+            .items
+            .iter()
+            .map(|piece| piece.iter().map(|&b| char::from(b)).collect())
+            .collect(),
+        continued: page.continued,
+    }
+}
+
+impl wit_tails::GuestTail for TailResource {
+    fn remaining(&self) -> u64 {
+        self.0.borrow().remaining()
+    }
+
+    fn next_lines(&self, max_bytes: u64, max_items: u32) -> wit_tails::Page {
+        text_page(self.page(max_bytes, max_items))
+    }
+
+    fn next_raw(&self, max_bytes: u64, max_items: u32) -> wit_tails::RawPage {
+        raw_page(self.page(max_bytes, max_items))
+    }
+}
+
+/// The first page of `tail`, and the tail itself if lines remain.
+fn first_page(
+    mut tail: files::Tail,
+    max_bytes: u64,
+    max_items: u32,
+) -> (files::Page<Vec<u8>>, Option<wit_tails::Tail>) {
+    let (bytes, items) = bounds(max_bytes, max_items);
+    let page = tail.next_page(bytes, items);
+    let rest =
+        (tail.remaining() > 0).then(|| wit_tails::Tail::new(TailResource(RefCell::new(tail))));
+    (page, rest)
+}
+
+impl wit_tails::Guest for Component {
+    type Tail = TailResource;
+
+    fn read_last_n_lines(
+        file_path: String,
+        n: i64,
+        chunk_size: i64,
+        errors: wit_files::DecodeErrors,
+        max_bytes: u64,
+        max_items: u32,
+    ) -> WitResult<(wit_tails::Page, Option<wit_tails::Tail>)> {
+        let tail = files::Tail::read(&file_path, n, chunk_size)?;
+        let tail = tail.decode_with(decode_errors(errors))?;
+        let (page, rest) = first_page(tail, max_bytes, max_items);
+        Ok((text_page(page), rest))
+    }
+
+    fn read_last_n_raw(
+        file_path: String,
+        n: i64,
+        chunk_size: i64,
+        max_bytes: u64,
+        max_items: u32,
+    ) -> WitResult<(wit_tails::RawPage, Option<wit_tails::Tail>)> {
+        let tail = files::Tail::read(&file_path, n, chunk_size)?;
+        let (page, rest) = first_page(tail, max_bytes, max_items);
+        Ok((raw_page(page), rest))
     }
 }
 

@@ -48,6 +48,10 @@ pub struct Workers {
     pub warning: Option<String>,
 }
 
+/// The epoch deadline of a call without one: beyond any run (the epoch
+/// advances every few ms), and far from overflowing when added to it.
+const NO_DEADLINE: u64 = u64::MAX / 2;
+
 /// Bytes of guest stderr kept per instance (for panic messages in trap errors).
 const STDERR_CAPACITY: usize = 4096;
 
@@ -69,7 +73,7 @@ pub fn reset_low_fd_warning() {
 pub struct Utils {
     runtime: Arc<Runtime>,
     policy: Policy,
-    /// The policy's deadline in epoch ticks.
+    /// The policy's deadline in epoch ticks ([`NO_DEADLINE`] for none).
     deadline_ticks: u64,
     facts: Arc<dyn HostFacts>,
     /// Idle instances for the text functions.
@@ -104,10 +108,12 @@ impl Utils {
     }
 
     fn from_runtime(runtime: Arc<Runtime>, policy: Policy) -> Self {
-        let ticks = policy.deadline.as_nanos() / EPOCH_TICK.as_nanos() + 1;
+        let ticks = policy.deadline.map_or(u128::from(NO_DEADLINE), |d| {
+            d.as_nanos() / EPOCH_TICK.as_nanos() + 1
+        });
         Utils {
             runtime,
-            deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX),
+            deadline_ticks: u64::try_from(ticks).unwrap_or(NO_DEADLINE).min(NO_DEADLINE),
             policy,
             facts: Arc::new(NativeFacts),
             text_pool: Pool::default(),
@@ -172,15 +178,21 @@ impl Utils {
         };
         let mut store = Store::new(self.runtime.pre.engine(), state);
         store.limiter(|s| s);
+        // wasmtime refuses results over 128 MiB by default ("hostcall
+        // fuel"); here the memory limit bounds what a guest can return, and
+        // `max_output` (when set) what a call may return.
+        store.set_hostcall_fuel(usize::MAX);
         store.epoch_deadline_trap();
         // Start-up code runs at instantiation: limit it like a call.
         self.arm_limits(&mut store)?;
         Session::new(self.runtime.clone(), view, store).map_err(|e| Error::Load(format!("{e:#}")))
     }
 
-    /// Arms the per-call limits: the wall-clock deadline and the fuel budget.
+    /// Arms the per-call limits: the wall-clock deadline and the fuel
+    /// budget; forgets a refused memory growth the last call survived.
     fn arm_limits(&self, store: &mut Store<CallState>) -> Result<(), Error> {
         store.set_epoch_deadline(self.deadline_ticks);
+        store.data_mut().memory_exceeded = false;
         if let Some(fuel) = self.policy.fuel {
             store
                 .set_fuel(fuel)
@@ -191,9 +203,12 @@ impl Utils {
 
     /// Refuses a result larger than the policy's `max_output`.
     fn bounded<T: OutputSize>(&self, value: T) -> Result<T, Error> {
+        let Some(max) = self.policy.max_output else {
+            return Ok(value);
+        };
         let size = value.output_size();
-        if size > self.policy.max_output {
-            return Err(Error::OutputTooLarge(size, self.policy.max_output));
+        if size > max {
+            return Err(Error::OutputTooLarge(size, max));
         }
         Ok(value)
     }
@@ -251,26 +266,31 @@ impl Utils {
         if let Some(missing) = err.downcast_ref::<MissingExport>() {
             return Error::MissingExport(missing.0);
         }
-        if store.data().memory_exceeded {
-            return Error::MemoryLimit(self.policy.memory_limit);
+        let stderr = store.data().stderr.contents();
+        let said = String::from_utf8_lossy(&stderr);
+        let said: Vec<&str> = said
+            .lines()
+            .filter(|l| !l.starts_with("note: ") && !l.trim().is_empty())
+            .collect();
+        let said = said.join(" ");
+        // The guest's allocator says so when memory ran out, and the guest
+        // says so for a result it cannot hold at all (over 4 GiB), where no
+        // growth was even attempted.
+        if store.data().memory_exceeded || said.contains("memory allocation of ") {
+            return Error::MemoryLimit {
+                limit: self.policy.memory_limit.min(crate::WASM32_MAX_MEMORY),
+                requested: allocation_size(&said),
+                detail: without_panic_location(&said).to_string(),
+            };
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Error::Deadline(self.policy.deadline),
+            Some(Trap::Interrupt) => Error::Deadline(self.policy.deadline.unwrap_or_default()),
             Some(Trap::OutOfFuel) => Error::OutOfFuel(self.policy.fuel.unwrap_or(0)),
-            Some(trap) => {
-                let stderr = store.data().stderr.contents();
-                let said = String::from_utf8_lossy(&stderr);
-                let said: Vec<&str> = said
-                    .lines()
-                    .filter(|l| !l.starts_with("note: ") && !l.trim().is_empty())
-                    .collect();
-                let said = said.join(" ");
-                Error::Trap(if said.is_empty() {
-                    trap.to_string()
-                } else {
-                    format!("{trap}: {said}")
-                })
-            }
+            Some(trap) => Error::Trap(if said.is_empty() {
+                trap.to_string()
+            } else {
+                format!("{trap}: {said}")
+            }),
             None => Error::Trap(err.root_cause().to_string()),
         }
     }
@@ -537,6 +557,22 @@ impl Utils {
             files.call_estimate_fd_for_directory(s, &g.guest)
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), &g)))
+    }
+}
+
+/// The size in "memory allocation of N bytes failed" (Rust's allocation
+/// failure message, which the guest also uses for a result too big to hold).
+fn allocation_size(said: &str) -> Option<u64> {
+    let (_, rest) = said.split_once("memory allocation of ")?;
+    rest.split_once(" bytes")?.0.parse().ok()
+}
+
+/// A guest panic message without Rust's "thread '...' panicked at
+/// file:line:col:" prefix.
+fn without_panic_location(said: &str) -> &str {
+    match said.split_once(" panicked at ") {
+        Some((_, rest)) => rest.split_once(": ").map_or(rest, |(_, msg)| msg),
+        None => said,
     }
 }
 

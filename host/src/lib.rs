@@ -28,7 +28,7 @@ pub use api::{reset_low_fd_warning, FileHash, Utils, Workers};
 pub use bindings::{DecodeErrors, Number};
 pub use cache::cache_dir;
 pub use facts::{HostFacts, Limit, NativeFacts};
-pub use policy::{Capability, FileAccess, Policy};
+pub use policy::{Capability, FileAccess, Policy, WASM32_MAX_MEMORY};
 pub use runtime::{engine, metered_engine, EMBEDDED_COMPONENT};
 /// The error a function raises, with upstream's Python class and message.
 pub use skyutils_guest::Error as CallError;
@@ -42,9 +42,18 @@ pub enum Error {
     /// The call ran past the policy's deadline and was interrupted.
     #[error("call exceeded its deadline of {0:?}")]
     Deadline(Duration),
-    /// The guest needed more linear memory than the policy allows.
-    #[error("call exceeded its memory limit of {0} bytes")]
-    MemoryLimit(usize),
+    /// The guest needed more linear memory than the policy's
+    /// `memory_limit` allows, or than a wasm32 guest can address (4 GiB).
+    #[error("{}", memory_message(*limit, *requested, detail))]
+    MemoryLimit {
+        /// The limit in bytes ([`policy::WASM32_MAX_MEMORY`] by default).
+        limit: usize,
+        /// The allocation that failed, in bytes, when the guest said.
+        requested: Option<u64>,
+        /// What the guest said when it stopped (e.g. how big the result
+        /// would have been); may be empty.
+        detail: String,
+    },
     /// The guest trapped for another reason (a bug in the component).
     #[error("component trapped: {0}")]
     Trap(String),
@@ -69,7 +78,7 @@ impl Error {
         match self {
             Error::Call(c) => c.python_class(),
             Error::Deadline(_) => "DeadlineExceeded",
-            Error::MemoryLimit(_) => "MemoryLimitExceeded",
+            Error::MemoryLimit { .. } => "MemoryLimitExceeded",
             Error::MissingExport(_) => "MissingExport",
             Error::OutOfFuel(_) => "OutOfFuel",
             Error::OutputTooLarge(..) => "OutputTooLarge",
@@ -85,6 +94,23 @@ impl Error {
             other => other.to_string(),
         }
     }
+}
+
+/// The text of [`Error::MemoryLimit`]: which limit, and what failed.
+fn memory_message(limit: usize, requested: Option<u64>, detail: &str) -> String {
+    let which = if limit >= policy::WASM32_MAX_MEMORY {
+        "the wasm32 maximum"
+    } else {
+        "the policy's memory_limit"
+    };
+    let mut text = format!("call exceeded its memory limit of {limit} bytes ({which})");
+    if let Some(bytes) = requested {
+        text += &format!(": an allocation of {bytes} bytes in the guest failed");
+    }
+    if !detail.is_empty() {
+        text += &format!(" ({detail})");
+    }
+    text
 }
 
 impl From<wasmtime::Error> for Error {

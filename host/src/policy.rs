@@ -57,7 +57,16 @@ pub enum FileAccess {
     AllowDirs(Vec<PathBuf>),
 }
 
+/// The most linear memory a wasm32 guest can have: 4 GiB (65,536 pages).
+pub const WASM32_MAX_MEMORY: usize = 1 << 32;
+
 /// The sandbox policy of a [`crate::Utils`].
+///
+/// [`Policy::default`] is the drop-in: like upstream, no deadline, no output
+/// cap and memory up to the wasm32 maximum, so it completes every call
+/// upstream completes that fits in a wasm32 guest. [`Policy::plugin`] adds
+/// the bounds meant for components you did not build (and is what the CLI
+/// uses with `--component`).
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub files: FileAccess,
@@ -73,14 +82,16 @@ pub struct Policy {
     /// that read cgroups (`get_cpu_count`, `get_mem_size_gb`); `None` hides
     /// cgroups (every cgroup read fails: "no limit").
     pub cgroup_root: Option<PathBuf>,
-    /// Wall-clock limit per call (epoch interruption).
-    pub deadline: Duration,
-    /// Linear-memory cap per call, in bytes.
+    /// Wall-clock limit per call (epoch interruption); `None`: no deadline.
+    pub deadline: Option<Duration>,
+    /// Linear-memory cap per instance, in bytes; at most (and by default)
+    /// [`WASM32_MAX_MEMORY`].
     pub memory_limit: usize,
     /// Fuel budget per call (roughly wasm instructions); `None`: unmetered.
     pub fuel: Option<u64>,
-    /// Largest result (strings and byte lists, summed) a call may return.
-    pub max_output: usize,
+    /// Largest result (strings and byte lists, summed) a call may return;
+    /// `None`: no cap.
+    pub max_output: Option<usize>,
     /// Whether idle instances are kept for later calls with the same view
     /// (same preopens and environment). `false` runs every call in a fresh
     /// instance, so nothing a call leaves in guest memory outlives it, at
@@ -96,16 +107,28 @@ impl Default for Policy {
             env_override: None,
             capabilities: Capability::ALL.to_vec(),
             cgroup_root: Some(PathBuf::from("/sys/fs/cgroup")),
-            deadline: Duration::from_secs(30),
-            memory_limit: 512 << 20,
+            deadline: None,
+            memory_limit: WASM32_MAX_MEMORY,
             fuel: None,
-            max_output: 64 << 20,
+            max_output: None,
             reuse_instances: true,
         }
     }
 }
 
 impl Policy {
+    /// The default policy with the bounds meant for untrusted components:
+    /// a 30 s deadline, 512 MiB of linear memory and 64 MiB of output per
+    /// call (no fuel budget).
+    pub fn plugin() -> Self {
+        Policy {
+            deadline: Some(Duration::from_secs(30)),
+            memory_limit: 512 << 20,
+            max_output: Some(64 << 20),
+            ..Policy::default()
+        }
+    }
+
     /// Whether `capability` is granted.
     pub fn allows(&self, capability: Capability) -> bool {
         self.capabilities.contains(&capability)

@@ -63,6 +63,13 @@ impl ResourceLimiter for CallState {
         Ok(true)
     }
 
+    /// Growth past what the memory's type allows (4 GiB for wasm32) lands
+    /// here rather than in `memory_growing`.
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_exceeded = true;
+        Ok(())
+    }
+
     fn table_growing(
         &mut self,
         _current: usize,

@@ -15,15 +15,18 @@ def wasm() -> Any:
     skyutils_wasm.set_backend("wasm")
     skyutils_wasm.configure(env=None, cgroup_root="/sys/fs/cgroup")
     yield
-    skyutils_wasm.configure(deadline_s=30.0, memory_limit=512 << 20)
+    skyutils_wasm.configure(deadline_s=None, memory_limit=4 << 30)
 
 
 def test_memory_cap_then_recovers(wasm: Any) -> None:
+    # A cap the caller asks for (the default is the wasm32 maximum).
+    skyutils_wasm.configure(memory_limit=512 << 20)
     with pytest.raises(SandboxMemoryError) as info:
         skyutils_wasm.format_float(1.5, 2_000_000_000)
     assert isinstance(info.value, MemoryError)
     assert isinstance(info.value, RuntimeError)
-    assert "memory cap" in str(info.value)
+    assert "memory cap of 536870912 bytes (the memory limit asked for)" in str(info.value)
+    assert info.value.limit == 512 << 20
     assert skyutils_wasm.format_float(1.25, 1) == "1.2"
     assert skyutils_wasm.base36_encode("ff") == "73"
 
@@ -33,7 +36,7 @@ def test_deadline_then_recovers(wasm: Any) -> None:
     with pytest.raises(SandboxTimeout) as info:
         skyutils_wasm.format_float(1.5, 300_000_000)
     assert "deadline" in str(info.value)
-    skyutils_wasm.configure(deadline_s=30.0, memory_limit=512 << 20)
+    skyutils_wasm.configure(deadline_s=None)
     assert skyutils_wasm.truncate_long_string("abcdef", 4, True) == "a..."
 
 

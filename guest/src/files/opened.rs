@@ -9,7 +9,7 @@ use wasip2::filesystem::types::{Descriptor, DescriptorType, ErrorCode};
 
 use super::dirs::wasi_errno;
 use super::hash::{hash_from, Hasher};
-use super::tail::{decode_tail, read_last_n_raw_from, DecodeErrors};
+use super::tail::{DecodeErrors, Tail};
 use crate::error::{Error, Result, EISDIR, ENOENT};
 
 /// What the host passes: the open file, or the Linux errno of its failed
@@ -94,7 +94,13 @@ pub fn read_last_n_raw_opened(
     n: i64,
     chunk_size: i64,
 ) -> Result<Vec<Vec<u8>>> {
-    read_last_n_raw_from(
+    Ok(tail(file, file_path, n, chunk_size)?.into_raw())
+}
+
+/// The tail of a host-opened file: upstream's `os.path.exists` is whether
+/// the host found the file, its `open` the host's open.
+fn tail(file: Opened<'_>, file_path: &str, n: i64, chunk_size: i64) -> Result<Tail> {
+    Tail::read_from(
         file_path,
         n,
         chunk_size,
@@ -111,10 +117,7 @@ pub fn read_last_n_lines_opened(
     chunk_size: i64,
     errors: DecodeErrors,
 ) -> Result<Vec<String>> {
-    decode_tail(
-        read_last_n_raw_opened(file, file_path, n, chunk_size)?,
-        errors,
-    )
+    tail(file, file_path, n, chunk_size)?.into_lines(errors)
 }
 
 /// [`super::hash_file`] of a host-opened file shown as `path`.

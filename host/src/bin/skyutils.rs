@@ -29,18 +29,19 @@ struct Cli {
     /// Deny a host capability (repeatable): cpu, memory, file-limits, processes, network.
     #[arg(long = "deny", global = true, value_name = "CAPABILITY", value_parser = parse_capability)]
     deny: Vec<Capability>,
-    /// Wall-clock limit per call, e.g. 500ms, 2s, 1m.
-    #[arg(long, global = true, value_parser = parse_duration, default_value = "30s")]
-    deadline: Duration,
-    /// Linear-memory limit per call, e.g. 64MiB, 1GiB.
-    #[arg(long, global = true, value_parser = parse_size, default_value = "512MiB")]
-    memory: usize,
-    /// Fuel budget per call (about one unit per wasm instruction); unmetered by default.
+    /// Wall-clock limit per call, e.g. 500ms, 2s, 1m [default: none; 30s with --component].
+    #[arg(long, global = true, value_parser = parse_duration)]
+    deadline: Option<Duration>,
+    /// Linear-memory limit per call, e.g. 64MiB, 1GiB [default: 4GiB, the wasm32
+    /// maximum; 512MiB with --component].
+    #[arg(long, global = true, value_parser = parse_size)]
+    memory: Option<usize>,
+    /// Fuel budget per call (about one unit per wasm instruction) [default: unmetered].
     #[arg(long, global = true)]
     fuel: Option<u64>,
-    /// Largest result a call may return, e.g. 1MiB.
-    #[arg(long, global = true, value_parser = parse_size, default_value = "64MiB")]
-    max_output: usize,
+    /// Largest result a call may return, e.g. 1MiB [default: none; 64MiB with --component].
+    #[arg(long, global = true, value_parser = parse_size)]
+    max_output: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -331,6 +332,12 @@ fn run(cli: &Cli, utils: &Utils) -> Result<Output, Error> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The packaged component runs as the drop-in (no limits upstream lacks);
+    // another component gets the plugin bounds unless flags say otherwise.
+    let base = match &cli.component {
+        Some(_) => Policy::plugin(),
+        None => Policy::default(),
+    };
     let policy = Policy {
         files: if cli.allow_dirs.is_empty() {
             FileAccess::PerCall
@@ -341,11 +348,11 @@ fn main() -> ExitCode {
             .into_iter()
             .filter(|c| !cli.deny.contains(c))
             .collect(),
-        deadline: cli.deadline,
-        memory_limit: cli.memory,
-        fuel: cli.fuel,
-        max_output: cli.max_output,
-        ..Policy::default()
+        deadline: cli.deadline.or(base.deadline),
+        memory_limit: cli.memory.unwrap_or(base.memory_limit),
+        fuel: cli.fuel.or(base.fuel),
+        max_output: cli.max_output.or(base.max_output),
+        ..base
     };
     let utils = match &cli.component {
         Some(path) => std::fs::read(path)

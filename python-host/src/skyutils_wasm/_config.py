@@ -19,6 +19,9 @@ ENV_PREFIX = "SKYPILOT_POD_"
 CAPABILITIES: FrozenSet[str] = frozenset({"cpu", "memory", "file-limits", "processes", "network"})
 _ENV_PREFIX_BYTES = os.fsencode(ENV_PREFIX)
 
+#: The most linear memory a wasm32 guest can have (65,536 pages of 64 KiB).
+WASM32_MAX_MEMORY = 1 << 32
+
 
 class Settings:
     """What calls see. Tests and embedders change it with :func:`configure`.
@@ -29,8 +32,9 @@ class Settings:
         facts: Optional[HostFacts] = None,
         env: Optional[Mapping[str, str]] = None,
         cgroup_root: Optional[str] = "/sys/fs/cgroup",
-        deadline_s: float = 30.0,
-        memory_limit: int = 512 << 20,
+        deadline_s: Optional[float] = None,
+        memory_limit: int = WASM32_MAX_MEMORY,
+        max_output: Optional[int] = None,
     ) -> None:
         #: Source of host facts (default: this machine's).
         self.facts: HostFacts = NativeFacts() if facts is None else facts
@@ -38,13 +42,18 @@ class Settings:
         self.env = env
         #: Host directory seen as ``/sys/fs/cgroup``; None hides cgroups.
         self.cgroup_root = cgroup_root
-        #: Wall-clock limit per sandboxed call, in seconds.
+        #: Wall-clock limit per sandboxed call, in seconds; None (the
+        #: default, as upstream): no deadline.
         self.deadline_s = deadline_s
-        #: Linear-memory cap per sandbox instance, in bytes.
+        #: Linear-memory cap per sandbox instance, in bytes; by default the
+        #: wasm32 maximum (4 GiB), the most a guest can address anyway.
         self.memory_limit = memory_limit
+        #: Largest result (bytes of strings and byte lists) a call may
+        #: return; None (the default, as upstream): no cap.
+        self.max_output = max_output
 
     def __repr__(self) -> str:
-        fields = ("facts", "env", "cgroup_root", "deadline_s", "memory_limit")
+        fields = ("facts", "env", "cgroup_root", "deadline_s", "memory_limit", "max_output")
         return "Settings(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in fields) + ")"
 
     def pod_env(self) -> Mapping[str, str]:
@@ -68,7 +77,7 @@ SETTINGS = Settings()
 
 def configure(**changes: Any) -> Settings:
     """Updates :data:`SETTINGS` (``facts``, ``env``, ``cgroup_root``,
-    ``deadline_s``, ``memory_limit``) and returns it."""
+    ``deadline_s``, ``memory_limit``, ``max_output``) and returns it."""
     for key, value in changes.items():
         if not hasattr(SETTINGS, key):
             raise TypeError(f"unknown setting {key!r}")

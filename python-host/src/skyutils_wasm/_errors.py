@@ -28,9 +28,19 @@ class SandboxTimeout(SandboxError):
 
 
 class SandboxMemoryError(SandboxError, MemoryError):
-    """A call needed more linear memory than the cap allows."""
+    """A call needed more linear memory than the cap allows (the caller's
+    ``memory_limit``/``memory``, or the 4 GiB a wasm32 guest can address).
+    ``limit`` is that cap in bytes and ``requested`` the size of the guest
+    allocation that failed, when known."""
 
     kind = "MemoryLimitExceeded"
+
+    def __init__(
+        self, message: str, limit: Optional[int] = None, requested: Optional[int] = None
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.requested = requested
 
 
 class OutOfFuelError(SandboxError):

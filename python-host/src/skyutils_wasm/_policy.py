@@ -12,7 +12,13 @@ from ._config import CAPABILITIES
 
 @dataclass(frozen=True)
 class Policy:
-    """The sandbox policy of a :class:`~skyutils_wasm.Plugin`."""
+    """The sandbox policy of a :class:`~skyutils_wasm.Plugin`.
+
+    A plugin is a component you may not have built, so its defaults are
+    bounded (30 s, 512 MiB of memory, 64 MiB of output per call), unlike
+    the module functions, which have no limit upstream lacks (see
+    :func:`~skyutils_wasm.configure`). ``deadline=None`` and
+    ``max_output=None`` lift those bounds."""
 
     #: None: per-call read-only grants of exactly the directory a path needs
     #: (like the default backend). A list: only these directories (read-only);
@@ -25,14 +31,15 @@ class Policy:
     #: Granted host capabilities; a denied one makes the host import return
     #: ``err("capability '<name>' is not granted by the host policy")``.
     capabilities: FrozenSet[str] = field(default_factory=lambda: CAPABILITIES)
-    #: Wall-clock limit per call, in seconds (epoch interruption).
-    deadline: float = 30.0
+    #: Wall-clock limit per call, in seconds (epoch interruption); None: none.
+    deadline: Optional[float] = 30.0
     #: Fuel budget per call (roughly wasm instructions); None: unmetered.
     fuel: Optional[int] = None
-    #: Linear-memory cap per instance, in bytes.
+    #: Linear-memory cap per instance, in bytes (at most 4 GiB apply: wasm32).
     memory: int = 512 << 20
-    #: Largest result (strings and byte lists, summed) a call may return.
-    max_output: int = 64 << 20
+    #: Largest result (strings and byte lists, summed) a call may return;
+    #: None: no cap.
+    max_output: Optional[int] = 64 << 20
     #: Host directory pre-opened read-only at ``/sys/fs/cgroup``; None hides it.
     cgroup_root: Optional[str] = "/sys/fs/cgroup"
 
@@ -51,11 +58,11 @@ class Policy:
                 f"unknown capabilities {sorted(unknown)} (known: {sorted(CAPABILITIES)})"
             )
         object.__setattr__(self, "capabilities", caps)
-        if not self.deadline > 0:
+        if self.deadline is not None and not self.deadline > 0:
             raise ValueError("deadline must be positive")
         if self.fuel is not None and self.fuel < 0:
             raise ValueError("fuel must be non-negative")
-        if self.memory <= 0 or self.max_output < 0:
+        if self.memory <= 0 or (self.max_output is not None and self.max_output < 0):
             raise ValueError("memory must be positive and max_output non-negative")
 
     def env_allowed(self, name: str) -> bool:

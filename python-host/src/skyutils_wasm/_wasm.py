@@ -24,6 +24,7 @@ import gc
 import os
 import threading
 import weakref
+import re
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -44,7 +45,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from . import _abi, _cache, _capi
-from ._config import SETTINGS
+from ._config import SETTINGS, WASM32_MAX_MEMORY
 from ._errors import MissingExportError, OutOfFuelError, OutputTooLargeError, PluginLoadError
 from ._errors import SandboxError, SandboxMemoryError, SandboxTimeout, TrapError
 from ._errors import CapabilityDeniedError, raise_component_error
@@ -63,7 +64,18 @@ VER = "0.1.0"
 EPOCH_TICK_S = 0.02
 _STDERR_CAP = 4096
 _MAX_FILE_SESSIONS = 16
-_UPDATE_CHUNK = 1 << 20
+#: The epoch deadline of a call without one (the epoch advances every
+#: EPOCH_TICK_S): beyond any run, far from overflowing when added to it.
+_NO_DEADLINE_TICKS = 1 << 62
+#: Page bounds for tails taken through ``tails``. wasmtime's C API refuses
+#: to lift more than 128 MiB ("hostcall fuel") per call, counting every
+#: list element as a whole value (tens of bytes) and every byte of a
+#: ``list<u8>`` as one element (raw pieces cross as Latin-1 strings for
+#: that reason): a page stays under 32 MiB of UTF-8 and 1 Mi items (a raw
+#: page under 16 MiB of bytes, at most twice that in UTF-8).
+_PAGE_BYTES = 32 << 20
+_PAGE_ITEMS = 1 << 20
+_RAW_PAGE_BYTES = 16 << 20
 
 
 _engines: Dict[bool, wasmtime.Engine] = {}
@@ -161,18 +173,22 @@ class Runtime:
 
 class Limits:
     """The per-call limits of the default backend: :data:`SETTINGS`, read at
-    each call (no fuel, no output cap)."""
+    each call (no fuel; by default no deadline, no output cap and the
+    wasm32 maximum of memory, as upstream has no limits)."""
 
     fuel: Optional[int] = None
-    max_output: Optional[int] = None
 
     @property
-    def deadline(self) -> float:
+    def deadline(self) -> Optional[float]:
         return SETTINGS.deadline_s
 
     @property
     def memory(self) -> int:
         return SETTINGS.memory_limit
+
+    @property
+    def max_output(self) -> Optional[int]:
+        return SETTINGS.max_output
 
 
 class PolicyLimits(Limits):
@@ -181,15 +197,32 @@ class PolicyLimits(Limits):
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.fuel = policy.fuel
-        self.max_output = policy.max_output
 
     @property
-    def deadline(self) -> float:
+    def deadline(self) -> Optional[float]:
         return self.policy.deadline
 
     @property
     def memory(self) -> int:
         return self.policy.memory
+
+    @property
+    def max_output(self) -> Optional[int]:
+        return self.policy.max_output
+
+
+def _deadline_ticks(deadline: Optional[float]) -> int:
+    """A deadline in seconds (None: none) as epoch ticks."""
+    return _NO_DEADLINE_TICKS if deadline is None else int(deadline / EPOCH_TICK_S) + 1
+
+
+def _memory_cap_name(limit: int) -> str:
+    return "the wasm32 maximum" if limit >= WASM32_MAX_MEMORY else "the memory limit asked for"
+
+
+_ALLOC_FAILED = re.compile(r"memory allocation of (\d+) bytes failed")
+#: Rust's "thread '...' panicked at file:line:col: " before a panic message.
+_PANIC_AT = re.compile(r"thread '[^']*'(?: \(\d+\))? panicked at \S+?:\d+:\d+:\s*")
 
 
 def _denied(name: str) -> str:
@@ -337,6 +370,8 @@ class Session:
     ) -> None:
         self.rt = rt
         self.limits = limits
+        #: The memory cap of this instance's store (set once, at creation).
+        self.memory = limits.memory
         self.lock = threading.RLock()
         self.dead: Optional[str] = None
         self.stderr = bytearray()
@@ -380,7 +415,7 @@ class Session:
     def _arm(self) -> None:
         """Arms the per-call limits: the deadline and the fuel budget."""
         limits = self.limits
-        self.store.set_epoch_deadline(int(limits.deadline / EPOCH_TICK_S) + 1)
+        self.store.set_epoch_deadline(_deadline_ticks(limits.deadline))
         if limits.fuel is not None:
             self.store.set_fuel(limits.fuel)
 
@@ -411,7 +446,7 @@ class Session:
                 self._drop_pending()
             limits = self.limits
             # Straight to the C API: wasmtime-py's wrapper costs ~1 µs.
-            _set_epoch_deadline(self.ctx, int(limits.deadline / EPOCH_TICK_S) + 1)
+            _set_epoch_deadline(self.ctx, _deadline_ticks(limits.deadline))
             if limits.fuel is not None:
                 self.store.set_fuel(limits.fuel)
             try:
@@ -428,12 +463,19 @@ class Session:
     def _trap(self, e: Exception) -> SandboxError:
         text = str(e)
         said = self.stderr.decode("utf-8", "replace")
+        lines = [ln for ln in said.splitlines() if ln.strip() and not ln.startswith("note: ")]
         if "memory allocation of" in said or "out of memory" in said:
             self.dead = "memory cap"
-            return SandboxMemoryError(
-                f"sandboxed call exceeded the memory cap of {self.limits.memory} bytes"
-            )
-        if "interrupt" in text:
+            limit = min(self.limits.memory, WASM32_MAX_MEMORY)
+            m = _ALLOC_FAILED.search(said)
+            requested = int(m.group(1)) if m else None
+            msg = f"sandboxed call exceeded the memory cap of {limit} bytes ({_memory_cap_name(limit)})"
+            if requested is not None:
+                msg += f": an allocation of {requested} bytes in the guest failed"
+            if lines:
+                msg += f" ({_PANIC_AT.sub('', ' '.join(lines))})"
+            return SandboxMemoryError(msg, limit, requested)
+        if "interrupt" in text and self.limits.deadline is not None:
             self.dead = "deadline"
             return SandboxTimeout(
                 f"sandboxed call exceeded its deadline of {self.limits.deadline} s"
@@ -443,12 +485,21 @@ class Session:
             return OutOfFuelError(
                 f"sandboxed call exhausted its fuel budget of {self.limits.fuel} units"
             )
-        lines = [ln for ln in said.splitlines() if ln.strip() and not ln.startswith("note: ")]
         detail = _trap_reason(text)
         self.dead = detail
         return TrapError(
             f"sandboxed call trapped: {detail}" + (f": {' '.join(lines)}" if lines else "")
         )
+
+    def drop_now(self, res: Any) -> None:
+        """Drops a resource of this session (best effort: a dead session's
+        resources went with its store)."""
+        with self.lock:
+            if self.dead is None:
+                try:
+                    res.drop(self.store)
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
 
     def drop_later(self, res: Any) -> None:
         """Queues a resource drop (safe from finalizers)."""
@@ -475,6 +526,11 @@ def _trap_reason(text: str) -> str:
 
 def _is_trap(text: str) -> bool:
     return any(w in text for w in ("wasm trap", "interrupt", "all fuel consumed", "unreachable"))
+
+
+def _output_len(item: str) -> int:
+    """Bytes of one result item as :func:`_abi.output_size` counts them."""
+    return len(item.encode("utf-8", "surrogatepass"))
 
 
 def _dir_key(d: Union[str, bytes]) -> Tuple[Union[str, bytes], int, int]:
@@ -519,6 +575,8 @@ class WasmBackend:
         self._pure: Optional[Session] = None
         self._system: Dict[Any, Session] = {}
         self._files: "collections.OrderedDict[Any, Session]" = collections.OrderedDict()
+        #: Whether the component exports ``tails``; None until first asked.
+        self._tails: Optional[bool] = None
         if policy is None:
             atexit.register(self._close)
         else:
@@ -554,9 +612,14 @@ class WasmBackend:
     ) -> Session:
         return self.rt.session(preopens, env, cgroup, self.limits)
 
+    def _usable(self, s: Session) -> bool:
+        """Whether ``s`` may serve a call: alive, and built with the memory
+        cap the limits have now (a store's cap is fixed at creation)."""
+        return s.dead is None and s.memory == self.limits.memory
+
     def _pure_session(self) -> Session:
         s = self._pure
-        if s is None or s.dead is not None:
+        if s is None or not self._usable(s):
             if self.policy is None:
                 s = self._new_session([], {}, None)
             else:
@@ -592,7 +655,7 @@ class WasmBackend:
         key = (tuple(sorted(env.items())), ckey)
         with self._lock:
             s = self._system.get(key)
-            if s is None or s.dead is not None:
+            if s is None or not self._usable(s):
                 if len(self._system) > 8:
                     self._system.clear()
                 s = self._system[key] = self._new_session([], env, cgroup)
@@ -615,7 +678,7 @@ class WasmBackend:
             return self._new_session(dirs, env, cgroup)
         with self._lock:
             s = self._files.get(key)
-            if s is not None and s.dead is None:
+            if s is not None and self._usable(s):
                 self._files.move_to_end(key)
                 return s
             s = self._files[key] = self._new_session(dirs, env, cgroup)
@@ -667,15 +730,107 @@ class WasmBackend:
         g = self._grant(path)
         if g.unnamed is not None:
             return self._unnamed(g).read_last_n_lines(path, n, chunk, errors)  # type: ignore[no-any-return]
-        r = self._file_session([g]).call("files", "read-last-n-lines", g.guest, n, chunk, errors)
-        return self._ok(r, g)  # type: ignore[no-any-return]
+        s = self._file_session([g])
+        if not self._has_tails(s):  # a plugin exporting only ``files``
+            r = s.call("files", "read-last-n-lines", g.guest, n, chunk, errors)
+            return self._ok(r, g)  # type: ignore[no-any-return]
+        r = s.call(
+            "tails", "read-last-n-lines", g.guest, n, chunk, errors, _PAGE_BYTES, _PAGE_ITEMS
+        )
+        page, rest = self._ok(r, g)
+        if rest is None:  # the whole tail in one call: small results
+            return page["items"]  # type: ignore[no-any-return]
+        return self._take_pages(
+            s, page, rest, "[method]tail.next-lines", "", _PAGE_BYTES, _PAGE_ITEMS
+        )
 
     def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> List[bytes]:
         g = self._grant(path)
         if g.unnamed is not None:
             return self._unnamed(g).read_last_n_raw(path, n, chunk)  # type: ignore[no-any-return]
-        r = self._file_session([g]).call("files", "read-last-n-raw", g.guest, n, chunk)
-        return self._ok(r, g)  # type: ignore[no-any-return]
+        s = self._file_session([g])
+        if not self._has_tails(s):
+            r = s.call("files", "read-last-n-raw", g.guest, n, chunk)
+            return self._ok(r, g)  # type: ignore[no-any-return]
+        r = s.call("tails", "read-last-n-raw", g.guest, n, chunk, _RAW_PAGE_BYTES, _PAGE_ITEMS)
+        page, rest = self._ok(r, g)
+        if rest is not None:
+            items = self._take_pages(
+                s, page, rest, "[method]tail.next-raw", "", _RAW_PAGE_BYTES, _PAGE_ITEMS
+            )
+        else:
+            items = page["items"]
+        # Each piece crossed as the Latin-1 characters of its bytes.
+        return [item.encode("latin-1") for item in items]
+
+    def _forget(self, s: Session) -> None:
+        """Stops offering file session ``s`` to later calls."""
+        with self._lock:
+            for key, cached in list(self._files.items()):
+                if cached is s:
+                    del self._files[key]
+
+    def _has_tails(self, s: Session) -> bool:
+        """Whether the component exports ``tails`` (paged results); plugins
+        built for the original interface export only ``files``."""
+        has = self._tails
+        if has is None:
+            try:
+                s.func("tails", "read-last-n-lines")
+                has = True
+            except MissingExportError:
+                has = False
+            self._tails = has
+        return has
+
+    def _take_pages(
+        self,
+        s: Session,
+        page: Dict[str, Any],
+        rest: Any,
+        method: str,
+        empty: str,
+        max_bytes: int,
+        max_items: int,
+    ) -> List[str]:
+        """The items of ``page`` and of every further page of the ``tail``
+        resource ``rest``, each page below wasmtime-py's per-call limit. A
+        line split across pages (``continued``) is joined again; the
+        policy's ``max_output``, if any, applies to the whole result."""
+        cap = self.limits.max_output
+        out: List[str] = []
+        #: The parts of the last line so far (not yet in ``out``).
+        pending: List[str] = []
+        open_line = False
+        size = 0
+        try:
+            while True:
+                items = page["items"]
+                if not items:
+                    break
+                if cap is not None:
+                    size += sum(_output_len(x) + 1 for x in items)
+                    if size > cap:
+                        raise OutputTooLargeError(size, cap)
+                start = 0
+                if open_line:
+                    pending.append(items[0])
+                    start = 1
+                if start < len(items):
+                    if pending:
+                        out.append(empty.join(pending))
+                    out.extend(items[start:-1])
+                    pending = [items[-1]]
+                open_line = page["continued"]
+                page = s.call("tails", method, rest, max_bytes, max_items)
+        finally:
+            s.drop_now(rest)
+            # The instance's memory grew to hold this tail and never shrinks:
+            # later calls get a fresh one (objects still using it keep it).
+            self._forget(s)
+        if pending:
+            out.append(empty.join(pending))
+        return out
 
     def hash_file(self, path: PathArg, hash_alg: str) -> Any:
         from ._hashobj import WasmHash
