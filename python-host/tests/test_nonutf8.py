@@ -132,6 +132,7 @@ def test_hash_file_of_non_utf8_names(tree: bytes, backend: str) -> None:
 def test_mount_sources_with_non_utf8_names_are_counted(tree: bytes, backend: str) -> None:
     odd = os.path.join(tree, b"caf\xe9")
     # A 160 soft limit makes the entry count matter: (160 - 100) // fd_per_rsync.
+    saved = skyutils_wasm.configure().facts
     skyutils_wasm.configure(facts=FixedLimit(160))
     try:
         expected = max(1, (160 - 100) // (5 * len(os.listdir(odd))))
@@ -142,7 +143,7 @@ def test_mount_sources_with_non_utf8_names_are_counted(tree: bytes, backend: str
             got = subprocess_utils.get_max_workers_for_file_mounts({"/a": form, "/b": odd})
             assert got == expected
     finally:
-        skyutils_wasm.configure(facts=None)
+        skyutils_wasm.configure(facts=saved)
 
 
 class FixedLimit:

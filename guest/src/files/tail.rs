@@ -515,7 +515,9 @@ mod tests {
         let data = b"a\nb\r\nc\n".repeat(5000);
         let size = data.len() as u64;
         let source = || Ok((Cursor::new(data.clone()), size));
-        let tail = Tail::read_from("p", 2, 1, || true, source).unwrap().into_raw();
+        let tail = Tail::read_from("p", 2, 1, || true, source)
+            .unwrap()
+            .into_raw();
         assert_eq!(tail, vec![b"b\r".to_vec(), b"c".to_vec()]);
         let never = || -> Result<(Cursor<Vec<u8>>, u64)> { panic!("opened") };
         assert_eq!(
