@@ -23,7 +23,6 @@
 use std::fs::{DirBuilder, File, Metadata, OpenOptions};
 use std::hash::{Hash, Hasher as _};
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -64,7 +63,9 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
 
 /// Why a cache directory or entry with this metadata may not be used
 /// (`None`: it is owned by the current user and not group/other-writable).
+#[cfg(unix)]
 fn untrusted(meta: &Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     if meta.uid() != euid {
@@ -77,6 +78,44 @@ fn untrusted(meta: &Metadata) -> Option<String> {
         ));
     }
     None
+}
+
+/// Elsewhere (Windows) ownership and permissions are ACLs this module does
+/// not read, so nothing on disk is trusted: the component is compiled in
+/// memory.
+#[cfg(not(unix))]
+fn untrusted(_meta: &Metadata) -> Option<String> {
+    Some("its owner cannot be checked on this platform".into())
+}
+
+/// Options opening an existing file read-only without following a symlink.
+fn open_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    options
+}
+
+/// Options creating a new owner-only (`0600`) file, not through a symlink.
+fn create_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options
+}
+
+/// A recursive directory builder creating owner-only (`0700`) directories.
+fn dir_builder() -> DirBuilder {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
 }
 
 /// The state of the cache directory.
@@ -102,11 +141,7 @@ fn dir_state(dir: &Path) -> Dir {
 /// trusted), or why it cannot be used. The file is opened once, without
 /// following a symlink, and checked and read through that descriptor.
 fn read_entry(path: &Path) -> Result<Vec<u8>, String> {
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
+    let mut file = match open_options().open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("absent".into()),
         Err(e) => return Err(format!("unreadable ({e})")),
@@ -145,12 +180,7 @@ fn write_entry(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> 
         file.write_all(&Sha256::digest(artifact))?;
         file.write_all(artifact)
     };
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
+    let file = create_options().open(&tmp)?;
     write(file)
         .and_then(|()| std::fs::rename(&tmp, path))
         .inspect_err(|_| {
@@ -189,7 +219,7 @@ pub(crate) fn load_component(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<C
         Dir::Absent => {
             let component = Component::new(engine, wasm)?;
             // Owner-only from the start (also any missing parents).
-            if let Err(e) = DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
+            if let Err(e) = dir_builder().create(&dir) {
                 log::debug!("cache directory {} cannot be created: {e}", dir.display());
                 return Ok(component);
             }

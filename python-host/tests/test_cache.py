@@ -293,3 +293,15 @@ def test_types_cache_follows_the_same_rules(tmp_path: Path) -> None:
     got, logs = _run(tmp_path)
     assert got["out"] == RIGHT and "digest mismatch" in logs[0]
     _assert_valid(types)
+
+
+def test_nothing_on_disk_is_trusted_without_posix_owners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no ``os.geteuid`` (ownership is ACLs): the cache is then
+    never read or written, and the component is compiled in memory."""
+    from skyutils_wasm import _cache
+
+    assert _cache.untrusted(os.stat(tmp_path)) is None
+    monkeypatch.delattr(os, "geteuid")
+    assert _cache.untrusted(os.stat(tmp_path)) == "its owner cannot be checked on this platform"

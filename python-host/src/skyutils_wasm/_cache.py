@@ -111,8 +111,13 @@ def packaged_digest(path: Path) -> Optional[str]:
 
 def untrusted(st: os.stat_result) -> Optional[str]:
     """Why a cache directory or file with this status may not be used (None
-    when it is owned by the current user and not group/other-writable)."""
-    if st.st_uid != os.geteuid():
+    when it is owned by the current user and not group/other-writable).
+    Where there is no POSIX owner (Windows: ACLs) nothing on disk is
+    trusted, and the component is compiled in memory."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:
+        return "its owner cannot be checked on this platform"
+    if st.st_uid != geteuid():
         return f"owned by uid {st.st_uid}"
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return f"writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
