@@ -56,6 +56,15 @@ pub fn guest_label(dir: &Path) -> String {
     }
 }
 
+/// A guest path that no preopen covers, so it does not exist there (for
+/// names that do not exist and cannot be spelled in UTF-8).
+fn missing_label(p: &Path) -> String {
+    format!(
+        "{LABEL_ROOT}-missing/{}",
+        hex::encode(p.as_os_str().as_encoded_bytes())
+    )
+}
+
 /// A host path as WASI spells it, if it can: UTF-8 with `/` separators. On
 /// Windows `C:\x\y` (or its verbatim form `\\?\C:\x\y`) becomes `/C:/x/y`.
 fn guest_text(p: &Path) -> Option<String> {
@@ -180,10 +189,7 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
             // preopen covers reports the same "not found".
             None => {
                 preopen = None;
-                format!(
-                    "{LABEL_ROOT}-missing/{}",
-                    hex::encode(rest.as_os_str().as_encoded_bytes())
-                )
+                missing_label(rest)
             }
         };
     }
@@ -217,10 +223,7 @@ impl PathGrant {
     /// directory either way).
     pub fn as_not_a_directory(&self) -> PathGrant {
         PathGrant {
-            guest: format!(
-                "{LABEL_ROOT}-missing/{}",
-                hex::encode(self.display.as_os_str().as_encoded_bytes())
-            ),
+            guest: missing_label(&self.display),
             preopen: None,
             unnamed: None,
             ..self.clone()
