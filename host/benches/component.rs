@@ -153,7 +153,27 @@ fn instance_pre(engine: &Engine) -> InstancePre<Bare> {
     let component = Component::new(engine, skyutils::EMBEDDED_COMPONENT).unwrap();
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-    linker.define_unknown_imports_as_traps(&component).unwrap();
+    // The world's own imports, as traps (`define_unknown_imports_as_traps`
+    // looks WASI up by exact version, not the semver match instantiation uses).
+    linker.instance("skypilot:utils/types@0.1.0").unwrap();
+    let mut facts = linker.instance("skypilot:utils/host-facts@0.1.0").unwrap();
+    for name in [
+        "logical-cpu-count",
+        "affinity-cpu-count",
+        "os-cpu-count",
+        "memory-total-bytes",
+        "nofile-limit",
+        "pid-exists",
+        "tcp4-port-bindable",
+    ] {
+        facts
+            .func_new(name, |_, _, _, _| {
+                Err(wasmtime::Error::msg(
+                    "host facts are not linked in this benchmark",
+                ))
+            })
+            .unwrap();
+    }
     linker.instantiate_pre(&component).unwrap()
 }
 
