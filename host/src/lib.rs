@@ -3,7 +3,7 @@
 //! [`Utils`] runs SkyPilot's twelve utility functions inside the sandboxed
 //! component: each call runs in an instance that sees exactly the files and
 //! environment it needs (idle instances are reused by calls with the same
-//! view), and every instance's filesystem, environment, host capabilities,
+//! WASI configuration), and every instance's filesystem, environment, host capabilities,
 //! memory and wall-clock time are limited by a [`Policy`].
 //!
 //! ```no_run
@@ -16,11 +16,13 @@ mod api;
 mod bindings;
 mod cache;
 pub mod facts;
-mod grants;
+mod limits;
 pub mod policy;
+mod pool;
 mod runtime;
 mod session;
 mod state;
+mod wasi_config;
 
 use std::time::Duration;
 
@@ -44,7 +46,7 @@ pub enum Error {
     Deadline(Duration),
     /// The guest needed more linear memory than the policy's
     /// `memory_limit` allows, or than a wasm32 guest can address (4 GiB).
-    #[error("{}", memory_message(*limit, *requested, detail))]
+    #[error("{}", limits::memory_message(*limit, *requested, detail))]
     MemoryLimit {
         /// The limit in bytes ([`policy::WASM32_MAX_MEMORY`] by default).
         limit: usize,
@@ -94,23 +96,6 @@ impl Error {
             other => other.to_string(),
         }
     }
-}
-
-/// The text of [`Error::MemoryLimit`]: which limit, and what failed.
-fn memory_message(limit: usize, requested: Option<u64>, detail: &str) -> String {
-    let which = if limit >= policy::WASM32_MAX_MEMORY {
-        "the wasm32 maximum"
-    } else {
-        "the policy's memory_limit"
-    };
-    let mut text = format!("call exceeded its memory limit of {limit} bytes ({which})");
-    if let Some(bytes) = requested {
-        text += &format!(": an allocation of {bytes} bytes in the guest failed");
-    }
-    if !detail.is_empty() {
-        text += &format!(" ({detail})");
-    }
-    text
 }
 
 impl From<wasmtime::Error> for Error {
