@@ -12,6 +12,8 @@
 //! # Ok::<(), skyutils::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
 mod bindings;
 mod cache;
@@ -68,9 +70,13 @@ pub enum Error {
     /// The call returned more data than the policy allows.
     #[error("call returned {0} bytes, more than the policy's limit of {1}")]
     OutputTooLarge(usize, usize),
-    /// The component could not be compiled, loaded or linked.
+    /// The component could not be compiled, loaded, linked or instantiated.
     #[error("component could not be loaded: {0}")]
     Load(String),
+    /// The policy cannot be applied (e.g. an allowed directory that does
+    /// not exist).
+    #[error("the policy cannot be applied: {0}")]
+    Policy(String),
 }
 
 impl Error {
@@ -86,6 +92,7 @@ impl Error {
             Error::OutputTooLarge(..) => "OutputTooLarge",
             Error::Trap(_) => "Trap",
             Error::Load(_) => "LoadError",
+            Error::Policy(_) => "PolicyError",
         }
     }
 
@@ -95,12 +102,6 @@ impl Error {
             Error::Call(c) => c.message().to_string(),
             other => other.to_string(),
         }
-    }
-}
-
-impl From<wasmtime::Error> for Error {
-    fn from(e: wasmtime::Error) -> Self {
-        Error::Trap(format!("{e:#}"))
     }
 }
 

@@ -105,7 +105,7 @@ impl WasiConfig {
             FileAccess::AllowDirs(dirs) => {
                 for dir in dirs {
                     let dir = dir.canonicalize().map_err(|e| {
-                        Error::Load(format!("allowed directory {}: {e}", dir.display()))
+                        Error::Policy(format!("allowed directory {}: {e}", dir.display()))
                     })?;
                     preopens.extend(Preopen::new(&dir, &guest_label(&dir)));
                 }
