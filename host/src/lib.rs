@@ -33,7 +33,7 @@ pub use bindings::{DecodeErrors, Number};
 pub use cache::cache_dir;
 pub use facts::{HostFacts, Limit, NativeFacts};
 pub use policy::{Capability, FileAccess, Policy, WASM32_MAX_MEMORY};
-pub use runtime::{engine, metered_engine, EMBEDDED_COMPONENT};
+pub use runtime::{engine, EMBEDDED_COMPONENT};
 /// The error a function raises, with upstream's Python class and message.
 pub use skyutils_guest::Error as CallError;
 

@@ -24,7 +24,7 @@ pub fn engine() -> &'static Engine {
 
 /// The engine for policies with a fuel budget (fuel metering costs speed, so
 /// only those use it).
-pub fn metered_engine() -> &'static Engine {
+fn metered_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| start_engine(true))
 }
