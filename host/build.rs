@@ -1,5 +1,7 @@
 //! Builds the guest component (`guest/`, for `wasm32-wasip2`) with a nested
-//! cargo in its own target directory and hands it to `include_bytes!`.
+//! cargo in its own target directory and hands it to `include_bytes!`, and
+//! passes the wasmtime version pinned in `Cargo.lock` to the compile cache's
+//! key (`SKYUTILS_WASMTIME_VERSION`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,6 +20,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(input).display());
     }
     println!("cargo:rerun-if-env-changed=SKYUTILS_GUEST_WASM");
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("read Cargo.lock");
+    let wasmtime = locked_version(&lock, "wasmtime").expect("wasmtime is in Cargo.lock");
+    println!("cargo:rustc-env=SKYUTILS_WASMTIME_VERSION={wasmtime}");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("skyutils_guest.wasm");
 
     // A prebuilt component (e.g. from `make component`) can be supplied.
@@ -70,4 +75,14 @@ fn main() {
         target_dir.join("wasm32-wasip2/wasm/skyutils_guest.wasm")
     };
     std::fs::copy(&wasm, &out).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
+}
+
+/// The version of package `name` in a `Cargo.lock` (its `[[package]]`
+/// entries are `name = "..."` followed by `version = "..."`).
+fn locked_version<'a>(lock: &'a str, name: &str) -> Option<&'a str> {
+    let entry = format!("name = \"{name}\"");
+    let mut lines = lock.lines();
+    lines.find(|l| l.trim() == entry)?;
+    let version = lines.next()?.trim().strip_prefix("version = \"")?;
+    version.strip_suffix('"')
 }

@@ -11,8 +11,11 @@ use crate::pyrepr::repr;
 pub struct OsError {
     /// Exactly `str(exc)`.
     pub message: String,
+    /// `exc.errno` (Linux numbering), `None` for an `OSError('...')`.
     pub errno: Option<i32>,
+    /// `exc.strerror`, the Linux text of `errno`.
     pub strerror: Option<String>,
+    /// `exc.filename`, the path the error is about.
     pub filename: Option<String>,
 }
 
@@ -43,38 +46,110 @@ impl OsError {
     }
 }
 
-/// Any failure of the twelve functions.
+/// Which of Python's `OSError` classes an OS error is raised as: the five
+/// OS-error cases of [`Error`] (and of the WIT `error` variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OsErrorKind {
+    /// `FileNotFoundError` (`ENOENT`).
+    FileNotFound,
+    /// `PermissionError` (`EACCES`, `EPERM`).
+    PermissionDenied,
+    /// `NotADirectoryError` (`ENOTDIR`).
+    NotADirectory,
+    /// `IsADirectoryError` (`EISDIR`).
+    IsADirectory,
+    /// Plain `OSError` (any other errno, or none).
+    Other,
+}
+
+impl OsErrorKind {
+    /// The class Python raises for `errno`.
+    pub fn of_errno(errno: i32) -> Self {
+        match errno {
+            ENOENT => OsErrorKind::FileNotFound,
+            EACCES | EPERM => OsErrorKind::PermissionDenied,
+            ENOTDIR => OsErrorKind::NotADirectory,
+            EISDIR => OsErrorKind::IsADirectory,
+            _ => OsErrorKind::Other,
+        }
+    }
+
+    /// The Python class name (`FileNotFoundError`, ..., `OSError`).
+    pub fn python_class(self) -> &'static str {
+        match self {
+            OsErrorKind::FileNotFound => "FileNotFoundError",
+            OsErrorKind::PermissionDenied => "PermissionError",
+            OsErrorKind::NotADirectory => "NotADirectoryError",
+            OsErrorKind::IsADirectory => "IsADirectoryError",
+            OsErrorKind::Other => "OSError",
+        }
+    }
+}
+
+/// Any failure of the twelve functions: one case per Python exception class
+/// upstream raises, each with its exact message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
+    /// `ValueError`.
     Value(String),
+    /// `OverflowError`.
     Overflow(String),
+    /// `TypeError`.
     Type(String),
+    /// `AssertionError`.
     Assertion(String),
+    /// `RuntimeError`, with the OS error it was raised from, if any.
     Runtime {
+        /// `str(exc)`.
         message: String,
+        /// `exc.__cause__` when it is an `OSError`.
         cause: Option<OsError>,
     },
+    /// `UnicodeDecodeError`.
     UnicodeDecode(String),
+    /// hashlib's `ValueError('unsupported hash type ...')`.
     UnsupportedHash(String),
+    /// `FileNotFoundError`.
     FileNotFound(OsError),
+    /// `PermissionError`.
     PermissionDenied(OsError),
+    /// `NotADirectoryError`.
     NotADirectory(OsError),
+    /// `IsADirectoryError`.
     IsADirectory(OsError),
+    /// `OSError`.
     Os(OsError),
+    /// The host policy refused a capability (a `PermissionError`).
     CapabilityDenied(String),
 }
 
 impl Error {
+    /// The OS error `os` raised as class `kind`.
+    pub fn os(kind: OsErrorKind, os: OsError) -> Self {
+        match kind {
+            OsErrorKind::FileNotFound => Error::FileNotFound(os),
+            OsErrorKind::PermissionDenied => Error::PermissionDenied(os),
+            OsErrorKind::NotADirectory => Error::NotADirectory(os),
+            OsErrorKind::IsADirectory => Error::IsADirectory(os),
+            OsErrorKind::Other => Error::Os(os),
+        }
+    }
+
+    /// The class and OS error of an OS error; any other error unchanged.
+    pub fn into_os(self) -> Result<(OsErrorKind, OsError), Self> {
+        match self {
+            Error::FileNotFound(os) => Ok((OsErrorKind::FileNotFound, os)),
+            Error::PermissionDenied(os) => Ok((OsErrorKind::PermissionDenied, os)),
+            Error::NotADirectory(os) => Ok((OsErrorKind::NotADirectory, os)),
+            Error::IsADirectory(os) => Ok((OsErrorKind::IsADirectory, os)),
+            Error::Os(os) => Ok((OsErrorKind::Other, os)),
+            other => Err(other),
+        }
+    }
+
     /// The OS error for `errno` about `path`, in the Python class that errno maps to.
     pub fn from_errno(errno: i32, path: Option<&str>) -> Self {
-        let os = OsError::new(errno, path);
-        match errno {
-            ENOENT => Error::FileNotFound(os),
-            EACCES | EPERM => Error::PermissionDenied(os),
-            ENOTDIR => Error::NotADirectory(os),
-            EISDIR => Error::IsADirectory(os),
-            _ => Error::Os(os),
-        }
+        Error::os(OsErrorKind::of_errno(errno), OsError::new(errno, path))
     }
 
     /// Converts an I/O error about `path` (none for errors such as a failed
@@ -100,13 +175,23 @@ impl Error {
             Error::Assertion(_) => "AssertionError",
             Error::Runtime { .. } => "RuntimeError",
             Error::UnicodeDecode(_) => "UnicodeDecodeError",
-            Error::FileNotFound(_) => "FileNotFoundError",
-            Error::PermissionDenied(_) => "PermissionError",
-            Error::NotADirectory(_) => "NotADirectoryError",
-            Error::IsADirectory(_) => "IsADirectoryError",
-            Error::Os(_) => "OSError",
             Error::CapabilityDenied(_) => "PermissionError",
+            os => os
+                .as_os()
+                .map_or("OSError", |(kind, _)| kind.python_class()),
         }
+    }
+
+    /// The class and OS error of an OS error.
+    pub fn as_os(&self) -> Option<(OsErrorKind, &OsError)> {
+        Some(match self {
+            Error::FileNotFound(os) => (OsErrorKind::FileNotFound, os),
+            Error::PermissionDenied(os) => (OsErrorKind::PermissionDenied, os),
+            Error::NotADirectory(os) => (OsErrorKind::NotADirectory, os),
+            Error::IsADirectory(os) => (OsErrorKind::IsADirectory, os),
+            Error::Os(os) => (OsErrorKind::Other, os),
+            _ => return None,
+        })
     }
 
     /// Exactly what `str(exc)` gives in Python.
@@ -120,11 +205,7 @@ impl Error {
             | Error::UnsupportedHash(m)
             | Error::CapabilityDenied(m)
             | Error::Runtime { message: m, .. } => m,
-            Error::FileNotFound(os)
-            | Error::PermissionDenied(os)
-            | Error::NotADirectory(os)
-            | Error::IsADirectory(os)
-            | Error::Os(os) => &os.message,
+            os => os.as_os().map_or("", |(_, os)| &os.message),
         }
     }
 }
@@ -140,15 +221,25 @@ impl std::error::Error for Error {}
 /// Crate-wide result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Linux `EPERM`: operation not permitted.
 pub const EPERM: i32 = 1;
+/// Linux `ENOENT`: no such file or directory.
 pub const ENOENT: i32 = 2;
+/// Linux `EIO`: input/output error.
 pub const EIO: i32 = 5;
+/// Linux `EACCES`: permission denied.
 pub const EACCES: i32 = 13;
+/// Linux `ENOTDIR`: not a directory.
 pub const ENOTDIR: i32 = 20;
+/// Linux `EISDIR`: is a directory.
 pub const EISDIR: i32 = 21;
+/// Linux `EINVAL`: invalid argument.
 pub const EINVAL: i32 = 22;
+/// Linux `EMFILE`: too many open files.
 pub const EMFILE: i32 = 24;
+/// Linux `ENAMETOOLONG`: file name too long.
 pub const ENAMETOOLONG: i32 = 36;
+/// Linux `ELOOP`: too many levels of symbolic links.
 pub const ELOOP: i32 = 40;
 
 /// The Linux `strerror` text of the errnos this crate reports.

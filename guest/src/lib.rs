@@ -5,6 +5,8 @@
 //! `skypilot:utils` WIT world. Every policy lives here; hosts only supply raw
 //! facts ([`system::Facts`]), the environment and the filesystem.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod files;
 pub mod pynum;

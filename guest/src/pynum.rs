@@ -143,7 +143,9 @@ pub fn parse_float(s: &str) -> Option<f64> {
 /// `u128::MAX` (larger values only ever compare as "huge").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PyInt {
+    /// Whether the value is below zero.
     pub negative: bool,
+    /// The absolute value, saturated at `u128::MAX`.
     pub magnitude: u128,
 }
 

@@ -13,25 +13,34 @@ use crate::pynum::{parse_float, parse_int, py_split, py_strip, truncate_float};
 /// A resource limit value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
+    /// A finite limit.
     Finite(u64),
+    /// `RLIM_INFINITY`.
     Unlimited,
 }
 
 /// Raw OS facts the host supplies (the `host-facts` import). An `Err` is a
 /// capability the host's policy refused.
 pub trait Facts {
+    /// psutil's `cpu_count(logical=True)`; `None` when unknown.
     fn logical_cpu_count(&self) -> Result<Option<u32>>;
+    /// `len(os.sched_getaffinity(0))`; `None` where there is no such API.
     fn affinity_cpu_count(&self) -> Result<Option<u32>>;
+    /// `os.cpu_count()`; `None` when unknown.
     fn os_cpu_count(&self) -> Result<Option<u32>>;
+    /// Total physical memory in bytes (psutil's `virtual_memory().total`).
     fn memory_total_bytes(&self) -> Result<u64>;
     /// `(soft, hard)` `RLIMIT_NOFILE`.
     fn nofile_limit(&self) -> Result<(Limit, Limit)>;
+    /// psutil's `pid_exists(pid)`.
     fn pid_exists(&self, pid: u32) -> Result<bool>;
+    /// Whether a TCP socket can be bound to `port` on IPv4.
     fn tcp4_port_bindable(&self, port: u16) -> Result<bool>;
 }
 
 /// Where the functions read the environment and the cgroup tree.
 pub struct Context<'a> {
+    /// The host's raw facts.
     pub facts: &'a dyn Facts,
     /// Looks up an environment variable (`None` when unset).
     pub env: &'a dyn Fn(&str) -> Option<String>,

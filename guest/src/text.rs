@@ -86,7 +86,9 @@ fn base36_u128(value: u128) -> String {
 /// A Python number as `format_float` receives it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Number {
+    /// A Python `int` (within `i64`).
     Int(i64),
+    /// A Python `float`.
     Float(f64),
 }
 

@@ -3,7 +3,11 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "utils",
+    // The world included under a name of its own, so its generated struct
+    // (`UtilsComponent`, unused: each interface is looked up on its own) is
+    // not a second `Utils` beside the public API.
+    inline: "package skyutils:host; world utils-component { include skypilot:utils/utils@0.1.0; }",
+    world: "utils-component",
     // The WASI types in the `opened-files` exports are wasmtime-wasi's own, so a
     // descriptor the host opens lives in the store's `ResourceTable` like
     // any the guest opens through WASI.
@@ -23,13 +27,13 @@ pub use skypilot::utils::types::{Error as WitError, OsError as WitOsError};
 use skyutils_guest::{Error, OsError};
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::state::CallState;
+use crate::state::InstanceState;
 
 /// Defines the world's own imports (`types`, `host-facts`) in `linker`. The
 /// WASI interfaces it also imports come from
 /// `wasmtime_wasi::p2::add_to_linker_sync` (the world's generated
 /// `add_to_linker` would define them a second time).
-pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     skypilot::utils::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     host_facts::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
 }

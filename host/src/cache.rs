@@ -55,7 +55,7 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     engine.precompile_compatibility_hash().hash(&mut settings);
     let mut key = Sha256::new();
     key.update(MAGIC);
-    key.update(b"wasmtime-48.0.8\0");
+    key.update(concat!("wasmtime-", env!("SKYUTILS_WASMTIME_VERSION"), "\0").as_bytes());
     key.update(settings.finish().to_le_bytes());
     key.update(wasm);
     hex::encode(&key.finalize()[..16])

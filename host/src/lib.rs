@@ -3,7 +3,7 @@
 //! [`Utils`] runs SkyPilot's twelve utility functions inside the sandboxed
 //! component: each call runs in an instance that sees exactly the files and
 //! environment it needs (idle instances are reused by calls with the same
-//! view), and every instance's filesystem, environment, host capabilities,
+//! WASI configuration), and every instance's filesystem, environment, host capabilities,
 //! memory and wall-clock time are limited by a [`Policy`].
 //!
 //! ```no_run
@@ -12,15 +12,19 @@
 //! # Ok::<(), skyutils::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
 mod bindings;
 mod cache;
 pub mod facts;
-mod grants;
+mod limits;
 pub mod policy;
+mod pool;
 mod runtime;
 mod session;
 mod state;
+mod wasi_config;
 
 use std::time::Duration;
 
@@ -29,7 +33,7 @@ pub use bindings::{DecodeErrors, Number};
 pub use cache::cache_dir;
 pub use facts::{HostFacts, Limit, NativeFacts};
 pub use policy::{Capability, FileAccess, Policy, WASM32_MAX_MEMORY};
-pub use runtime::{engine, metered_engine, EMBEDDED_COMPONENT};
+pub use runtime::{engine, EMBEDDED_COMPONENT};
 /// The error a function raises, with upstream's Python class and message.
 pub use skyutils_guest::Error as CallError;
 
@@ -44,7 +48,7 @@ pub enum Error {
     Deadline(Duration),
     /// The guest needed more linear memory than the policy's
     /// `memory_limit` allows, or than a wasm32 guest can address (4 GiB).
-    #[error("{}", memory_message(*limit, *requested, detail))]
+    #[error("{}", limits::memory_message(*limit, *requested, detail))]
     MemoryLimit {
         /// The limit in bytes ([`policy::WASM32_MAX_MEMORY`] by default).
         limit: usize,
@@ -66,9 +70,13 @@ pub enum Error {
     /// The call returned more data than the policy allows.
     #[error("call returned {0} bytes, more than the policy's limit of {1}")]
     OutputTooLarge(usize, usize),
-    /// The component could not be compiled, loaded or linked.
+    /// The component could not be compiled, loaded, linked or instantiated.
     #[error("component could not be loaded: {0}")]
     Load(String),
+    /// The policy cannot be applied (e.g. an allowed directory that does
+    /// not exist).
+    #[error("the policy cannot be applied: {0}")]
+    Policy(String),
 }
 
 impl Error {
@@ -84,6 +92,7 @@ impl Error {
             Error::OutputTooLarge(..) => "OutputTooLarge",
             Error::Trap(_) => "Trap",
             Error::Load(_) => "LoadError",
+            Error::Policy(_) => "PolicyError",
         }
     }
 
@@ -93,29 +102,6 @@ impl Error {
             Error::Call(c) => c.message().to_string(),
             other => other.to_string(),
         }
-    }
-}
-
-/// The text of [`Error::MemoryLimit`]: which limit, and what failed.
-fn memory_message(limit: usize, requested: Option<u64>, detail: &str) -> String {
-    let which = if limit >= policy::WASM32_MAX_MEMORY {
-        "the wasm32 maximum"
-    } else {
-        "the policy's memory_limit"
-    };
-    let mut text = format!("call exceeded its memory limit of {limit} bytes ({which})");
-    if let Some(bytes) = requested {
-        text += &format!(": an allocation of {bytes} bytes in the guest failed");
-    }
-    if !detail.is_empty() {
-        text += &format!(" ({detail})");
-    }
-    text
-}
-
-impl From<wasmtime::Error> for Error {
-    fn from(e: wasmtime::Error) -> Self {
-        Error::Trap(format!("{e:#}"))
     }
 }
 

@@ -1,5 +1,6 @@
-//! What a call may touch: directories, environment, host capabilities and
-//! per-call limits.
+//! The sandbox policy: what a call may touch (directories, environment, host
+//! capabilities) and its per-call limits. How an instance is configured from
+//! it lives in `wasi_config`, how the limits are enforced in `limits`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,8 +58,7 @@ pub enum FileAccess {
     AllowDirs(Vec<PathBuf>),
 }
 
-/// The most linear memory a wasm32 guest can have: 4 GiB (65,536 pages).
-pub const WASM32_MAX_MEMORY: usize = 1 << 32;
+pub use crate::limits::WASM32_MAX_MEMORY;
 
 /// The sandbox policy of a [`crate::Utils`].
 ///
@@ -69,6 +69,8 @@ pub const WASM32_MAX_MEMORY: usize = 1 << 32;
 /// uses with `--component`).
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// How the guest's filesystem view is decided. Default:
+    /// [`FileAccess::PerCall`].
     pub files: FileAccess,
     /// Environment variables the guest may see: exact names, or prefixes
     /// ending in `*`. Default: `SKYPILOT_POD_*`.
@@ -92,7 +94,8 @@ pub struct Policy {
     /// Largest result (strings and byte lists, summed) a call may return;
     /// `None`: no cap.
     pub max_output: Option<usize>,
-    /// Whether idle instances are kept for later calls with the same view
+    /// Whether idle instances are kept for later calls with the same WASI
+    /// configuration
     /// (same preopens and environment). `false` runs every call in a fresh
     /// instance, so nothing a call leaves in guest memory outlives it, at
     /// tens of µs per call.
@@ -126,40 +129,6 @@ impl Policy {
             memory_limit: 512 << 20,
             max_output: Some(64 << 20),
             ..Policy::default()
-        }
-    }
-
-    /// Whether `capability` is granted.
-    pub fn allows(&self, capability: Capability) -> bool {
-        self.capabilities.contains(&capability)
-    }
-
-    /// Whether the environment variable `name` may reach the guest.
-    pub fn env_allowed(&self, name: &str) -> bool {
-        self.env_allow
-            .iter()
-            .any(|rule| match rule.strip_suffix('*') {
-                Some(prefix) => name.starts_with(prefix),
-                None => name == rule,
-            })
-    }
-
-    /// The environment the guest sees (allowed names only; values that are
-    /// not UTF-8 with U+FFFD for their undecodable bytes).
-    pub fn guest_env(&self) -> Vec<(String, String)> {
-        match &self.env_override {
-            Some(vars) => vars
-                .iter()
-                .filter(|(k, _)| self.env_allowed(k))
-                .cloned()
-                .collect(),
-            // A value that is not UTF-8 still reaches the guest (lossily),
-            // so it fails to parse as upstream's does rather than vanish.
-            None => std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
-                .filter(|(k, _)| self.env_allowed(k))
-                .map(|(k, v)| (k, v.to_string_lossy().into_owned()))
-                .collect(),
         }
     }
 }

@@ -3,21 +3,18 @@
 //! microseconds.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use wasmtime::component::{InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use crate::bindings::{files, opened_files, system, text};
-use crate::state::CallState;
+use crate::limits::EPOCH_TICK;
+use crate::state::InstanceState;
 use crate::Error;
 
 /// The component built from `guest/`, embedded at build time.
 pub static EMBEDDED_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/skyutils_guest.wasm"));
-
-/// How often the epoch advances; deadlines are counted in these ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// The process-wide engine, with a background thread that advances its epoch.
 pub fn engine() -> &'static Engine {
@@ -27,7 +24,7 @@ pub fn engine() -> &'static Engine {
 
 /// The engine for policies with a fuel budget (fuel metering costs speed, so
 /// only those use it).
-pub fn metered_engine() -> &'static Engine {
+fn metered_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| start_engine(true))
 }
@@ -65,7 +62,7 @@ fn engine_config(metered: bool) -> Config {
 /// A compiled component ready to instantiate, with the export indices of
 /// each `skypilot:utils` interface it provides (a plugin may export a subset).
 pub struct Runtime {
-    pub(crate) pre: InstancePre<CallState>,
+    pub(crate) pre: InstancePre<InstanceState>,
     pub(crate) text: Option<text::GuestIndices>,
     pub(crate) files: Option<files::GuestIndices>,
     pub(crate) opened_files: Option<opened_files::GuestIndices>,
@@ -77,7 +74,7 @@ impl Runtime {
     pub fn new(wasm: &[u8], metered: bool) -> Result<Self, Error> {
         let engine = if metered { metered_engine() } else { engine() };
         let component = crate::cache::load_component(engine, wasm).map_err(load_error)?;
-        let mut linker: Linker<CallState> = Linker::new(engine);
+        let mut linker: Linker<InstanceState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_error)?;
         crate::bindings::add_to_linker(&mut linker).map_err(load_error)?;
         let pre = linker.instantiate_pre(&component).map_err(load_error)?;

@@ -1,32 +1,36 @@
-//! The per-call store data: the WASI context the policy allows, the memory
-//! limiter, and the `host-facts` import gated by the granted capabilities.
+//! The store data of one instance, which lives as long as the instance
+//! (across every call it serves): its WASI context, its memory meter, its
+//! captured stderr, and the `host-facts` import gated by the granted
+//! capabilities.
 
 use std::sync::Arc;
 
-use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{host_facts, skypilot::utils::types};
 use crate::facts::{HostFacts, Limit};
+use crate::limits::MemoryMeter;
 use crate::policy::Capability;
 
-/// Everything one call's `Store` owns.
-pub struct CallState {
-    pub(crate) wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) facts: Arc<dyn HostFacts>,
-    pub(crate) capabilities: Vec<Capability>,
-    pub(crate) memory_limit: usize,
-    /// Set when the guest asked for more memory than the policy allows.
-    pub(crate) memory_exceeded: bool,
-    /// The largest linear memory granted so far, in bytes.
-    pub(crate) memory_peak: usize,
+/// Everything one instance's `Store` owns.
+pub(crate) struct InstanceState {
+    /// The instance's WASI context (see `WasiConfig::ctx`).
+    pub wasi: WasiCtx,
+    /// WASI resources, and the descriptors the host lends for one call.
+    pub table: ResourceTable,
+    /// Where the `host-facts` import gets its answers.
+    pub facts: Arc<dyn HostFacts>,
+    /// The capabilities the `host-facts` import may use.
+    pub capabilities: Vec<Capability>,
+    /// The store's memory limiter.
+    pub memory: MemoryMeter,
     /// The guest's stderr (a panic message lands here), capped.
-    pub(crate) stderr: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
 }
 
-impl CallState {
+impl InstanceState {
+    /// `Ok` if `capability` is granted, else the guest's capability error.
     fn gate(&self, capability: Capability) -> Result<(), String> {
         if self.capabilities.contains(&capability) {
             Ok(())
@@ -39,7 +43,7 @@ impl CallState {
     }
 }
 
-impl WasiView for CallState {
+impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -48,39 +52,7 @@ impl WasiView for CallState {
     }
 }
 
-impl ResourceLimiter for CallState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
-            self.memory_exceeded = true;
-            return Ok(false);
-        }
-        self.memory_peak = self.memory_peak.max(desired);
-        Ok(true)
-    }
-
-    /// Growth past what the memory's type allows (4 GiB for wasm32) lands
-    /// here rather than in `memory_growing`.
-    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.memory_exceeded = true;
-        Ok(())
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-}
-
-impl types::Host for CallState {}
+impl types::Host for InstanceState {}
 
 fn limit(l: Limit) -> host_facts::Limit {
     match l {
@@ -89,7 +61,7 @@ fn limit(l: Limit) -> host_facts::Limit {
     }
 }
 
-impl host_facts::Host for CallState {
+impl host_facts::Host for InstanceState {
     fn logical_cpu_count(&mut self) -> Result<Option<u32>, String> {
         self.gate(Capability::Cpu)?;
         self.facts.logical_cpu_count()

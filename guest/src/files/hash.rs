@@ -19,6 +19,7 @@ pub struct HashInfo {
     pub name: &'static str,
     /// Digest size in bytes (0 for extendable output).
     pub digest_size: u32,
+    /// Internal block size in bytes (hashlib's `block_size`).
     pub block_size: u32,
 }
 
@@ -53,6 +54,7 @@ impl Hasher {
         Ok(Hasher { info, state })
     }
 
+    /// hashlib's `name`, `digest_size` and `block_size` of this hasher.
     pub fn info(&self) -> HashInfo {
         self.info
     }

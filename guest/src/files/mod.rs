@@ -13,7 +13,7 @@ pub use dirs::{estimate_fd_for_directory, is_dir};
 pub use hash::{hash_file, hash_from, HashInfo, Hasher};
 #[cfg(target_family = "wasm")]
 pub use opened::{hash_file_opened, read_last_n_lines_opened, read_last_n_raw_opened, Opened};
-pub use tail::{decode_piece, read_last_n_lines, read_last_n_raw, DecodeErrors, Page, Tail};
+pub use tail::{read_last_n_lines, read_last_n_raw, DecodeErrors, Page, Tail};
 
 use std::fs::{self, File, Metadata};
 use std::io::ErrorKind;

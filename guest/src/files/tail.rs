@@ -16,8 +16,11 @@ use crate::error::{Error, OsError, Result};
 /// The UTF-8 error handlers the component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeErrors {
+    /// `errors='strict'`: undecodable bytes raise `UnicodeDecodeError`.
     Strict,
+    /// `errors='replace'`: each undecodable sequence becomes U+FFFD.
     Replace,
+    /// `errors='ignore'`: undecodable bytes are dropped.
     Ignore,
 }
 
@@ -53,7 +56,9 @@ pub fn read_last_n_raw(file_path: &str, n: i64, chunk_size: i64) -> Result<Vec<V
 /// longer than a page is split across pages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
+    /// The lines (or raw pieces) of this page, oldest first.
     pub items: Vec<T>,
+    /// Whether the last item continues on the next page.
     pub continued: bool,
 }
 
@@ -268,13 +273,9 @@ fn decode_line(piece: &[u8], errors: DecodeErrors, last: bool) -> Result<String>
 
 /// The OS error inside an `Error` produced by a file operation.
 fn os_error_of(err: Error) -> OsError {
-    match err {
-        Error::FileNotFound(os)
-        | Error::PermissionDenied(os)
-        | Error::NotADirectory(os)
-        | Error::IsADirectory(os)
-        | Error::Os(os) => os,
-        other => OsError::plain(other.message()),
+    match err.into_os() {
+        Ok((_, os)) => os,
+        Err(other) => OsError::plain(other.message()),
     }
 }
 
@@ -378,7 +379,7 @@ fn last_lines(data: &[u8], n: u64) -> Vec<Range<usize>> {
 }
 
 /// Decodes one piece as UTF-8 with Python's `errors` semantics.
-pub fn decode_piece(piece: &[u8], errors: DecodeErrors) -> Result<String> {
+fn decode_piece(piece: &[u8], errors: DecodeErrors) -> Result<String> {
     match errors {
         DecodeErrors::Replace => Ok(String::from_utf8_lossy(piece).into_owned()),
         DecodeErrors::Ignore => Ok(piece.utf8_chunks().map(|c| c.valid()).collect()),

@@ -218,10 +218,24 @@ impl PathGrant {
         ))
     }
 
+    /// The grant of a file mount's source, which the guest tests with
+    /// `os.path.isdir` and lists: an unnamed file becomes
+    /// [`PathGrant::as_not_a_directory`]; an unnamed directory this process
+    /// cannot read raises upstream's `PermissionError` here.
+    pub fn for_mount(self) -> Result<PathGrant, CallError> {
+        if self.unnamed.is_none() {
+            return Ok(self);
+        }
+        match self.unnamed_listing_error() {
+            Some(err) if err.python_class() == "PermissionError" => Err(err),
+            _ => Ok(self.as_not_a_directory()),
+        }
+    }
+
     /// The grant a directory test (`os.path.isdir`) needs for an unnamed
     /// file: none, at a guest path that does not exist (it is not a
     /// directory either way).
-    pub fn as_not_a_directory(&self) -> PathGrant {
+    fn as_not_a_directory(&self) -> PathGrant {
         PathGrant {
             guest: missing_label(&self.display),
             preopen: None,
@@ -305,18 +319,14 @@ pub fn display_error(err: CallError, grant: &PathGrant) -> CallError {
             .filename
             .map(|f| if f == from { to.to_string() } else { f }),
     };
-    match err {
-        CallError::Assertion(m) => CallError::Assertion(text(m)),
-        CallError::Runtime { message, cause } => CallError::Runtime {
+    match err.into_os() {
+        Ok((kind, o)) => CallError::os(kind, os(o)),
+        Err(CallError::Assertion(m)) => CallError::Assertion(text(m)),
+        Err(CallError::Runtime { message, cause }) => CallError::Runtime {
             message: text(message),
             cause: cause.map(os),
         },
-        CallError::FileNotFound(o) => CallError::FileNotFound(os(o)),
-        CallError::PermissionDenied(o) => CallError::PermissionDenied(os(o)),
-        CallError::NotADirectory(o) => CallError::NotADirectory(os(o)),
-        CallError::IsADirectory(o) => CallError::IsADirectory(os(o)),
-        CallError::Os(o) => CallError::Os(os(o)),
-        other => other,
+        Err(other) => other,
     }
 }
 

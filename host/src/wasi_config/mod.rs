@@ -1,0 +1,170 @@
+//! What one instance may see of the host: its WASI configuration (read-only
+//! preopens and environment, [`WasiConfig`]), decided per call from the
+//! policy and the paths the call names ([`grants`]).
+//!
+//! An instance's configuration is fixed when it is created, and the guest's
+//! libc caches its preopens and environment at start-up, so an idle instance
+//! is reused only by a call whose [`WasiConfig`] equals the one it was built
+//! with.
+
+pub(crate) mod grants;
+
+use std::path::{Path, PathBuf};
+
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx};
+
+use crate::policy::{FileAccess, Policy};
+use crate::Error;
+use grants::{guest_label, PathGrant};
+
+/// Whether a call's instance sees the cgroup tree: only `get_cpu_count` and
+/// `get_mem_size_gb` read it, so only they get the preopen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cgroups {
+    /// No `/sys/fs/cgroup` preopen.
+    Hidden,
+    /// The policy's `cgroup_root` pre-opened at `/sys/fs/cgroup`.
+    Visible,
+}
+
+/// The WASI configuration of an instance: what it sees of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WasiConfig {
+    /// The guest's environment.
+    pub env: Vec<(String, String)>,
+    /// Read-only pre-opened directories.
+    pub preopens: Vec<Preopen>,
+}
+
+/// A host directory pre-opened read-only at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Preopen {
+    host: PathBuf,
+    guest: String,
+    /// [`dir_id`]: a directory replaced at the same path is another configuration.
+    id: (u64, u64),
+}
+
+/// The identity of the directory at `path`: (device, inode) on Unix,
+/// (volume serial number, file index) on Windows; `None` if `path` is not a
+/// directory this process can stat.
+#[cfg(unix)]
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok().filter(|m| m.is_dir())?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// The identity of the directory at `path`: (device, inode) on Unix,
+/// (volume serial number, file index) on Windows; `None` if `path` is not a
+/// directory this process can open.
+#[cfg(windows)]
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::windows::fs::OpenOptionsExt;
+    use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_BACKUP_SEMANTICS;
+    std::fs::metadata(path).ok().filter(|m| m.is_dir())?;
+    // A directory handle needs backup semantics.
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+        .open(path)
+        .ok()?;
+    let info = winapi_util::file::information(&dir).ok()?;
+    Some((info.volume_serial_number(), info.file_index()))
+}
+
+impl Preopen {
+    /// `host` seen at `guest`, or `None` if `host` is not a directory this
+    /// process can stat (the guest then does not see it at all).
+    pub fn new(host: &Path, guest: &str) -> Option<Preopen> {
+        Some(Preopen {
+            host: host.to_path_buf(),
+            guest: guest.to_string(),
+            id: dir_id(host)?,
+        })
+    }
+}
+
+impl WasiConfig {
+    /// The configuration a call with these grants gets under `policy`: the
+    /// cgroup tree if asked for, the allowed directories (strict mode) or
+    /// the directories the grants need (per call), and the allowed
+    /// environment as it is now.
+    pub fn for_call(
+        policy: &Policy,
+        grants: &[PathGrant],
+        cgroups: Cgroups,
+    ) -> Result<WasiConfig, Error> {
+        let mut preopens = Vec::new();
+        if let (Some(root), Cgroups::Visible) = (&policy.cgroup_root, cgroups) {
+            // No cgroup tree (e.g. not Linux) simply means "no cgroup limit".
+            preopens.extend(Preopen::new(root, "/sys/fs/cgroup"));
+        }
+        match &policy.files {
+            FileAccess::AllowDirs(dirs) => {
+                for dir in dirs {
+                    let dir = dir.canonicalize().map_err(|e| {
+                        Error::Policy(format!("allowed directory {}: {e}", dir.display()))
+                    })?;
+                    preopens.extend(Preopen::new(&dir, &guest_label(&dir)));
+                }
+            }
+            FileAccess::PerCall => {
+                for (dir, label) in grants.iter().filter_map(|g| g.preopen.as_ref()) {
+                    preopens.extend(Preopen::new(dir, label));
+                }
+            }
+        }
+        Ok(WasiConfig {
+            env: policy.guest_env(),
+            preopens,
+        })
+    }
+
+    /// The WASI context of this configuration, writing the guest's stderr
+    /// to `stderr`.
+    pub fn ctx(&self, stderr: MemoryOutputPipe) -> WasiCtx {
+        let mut wasi = WasiCtx::builder();
+        // Set before the preopens: their file operations then run inline.
+        wasi.allow_blocking_current_thread(true);
+        wasi.stderr(stderr);
+        wasi.envs(&self.env);
+        for p in &self.preopens {
+            // A directory that vanished since the configuration was taken is absent.
+            let _ = wasi.preopened_dir(&p.host, &p.guest, FsPerms::ReadOnly);
+        }
+        wasi.build()
+    }
+}
+
+impl Policy {
+    /// Whether the environment variable `name` may reach the guest.
+    pub fn env_allowed(&self, name: &str) -> bool {
+        self.env_allow
+            .iter()
+            .any(|rule| match rule.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == rule,
+            })
+    }
+
+    /// The environment the guest sees (allowed names only; values that are
+    /// not UTF-8 with U+FFFD for their undecodable bytes).
+    pub fn guest_env(&self) -> Vec<(String, String)> {
+        match &self.env_override {
+            Some(vars) => vars
+                .iter()
+                .filter(|(k, _)| self.env_allowed(k))
+                .cloned()
+                .collect(),
+            // A value that is not UTF-8 still reaches the guest (lossily),
+            // so it fails to parse as upstream's does rather than vanish.
+            None => std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+                .filter(|(k, _)| self.env_allowed(k))
+                .map(|(k, v)| (k, v.to_string_lossy().into_owned()))
+                .collect(),
+        }
+    }
+}
