@@ -388,3 +388,35 @@ fn an_unreadable_file_reports_permission_denied() {
     assert_eq!(run(&["read-last-n-lines", "-n", "0"]), json!([]));
     assert_eq!(run(&["hash-file", "--alg", "md5"]), hash_error);
 }
+
+/// What follows an unnamable file's name (`/x`, `/..`, a trailing slash,
+/// `/.`) is resolved by the OS as upstream's `open`/`stat` resolve it: never
+/// as the file itself. Expected per upstream: `os.path.exists` fails, so the
+/// tails raise "File not found"; `open` and `os.listdir` fail with ENOTDIR.
+#[test]
+fn paths_through_an_unnamable_file_are_not_that_file() {
+    let (_tmp, root) = tree();
+    let u = utils();
+    for rest in [&b"/x/y"[..], b"/../caf\xe9.log", b"/", b"/."] {
+        let mut bytes = join(&root, b"\xff.log").into_os_string().into_vec();
+        bytes.extend_from_slice(rest);
+        let path = PathBuf::from(OsString::from_vec(bytes));
+        assert_eq!(
+            failure(u.read_last_n_lines(&path, 1)),
+            (
+                "AssertionError",
+                format!("File not found: {}", lossy(&path))
+            ),
+            "{path:?}"
+        );
+        let not_a_dir = (
+            "NotADirectoryError",
+            format!("[Errno 20] Not a directory: {}", repr(&path)),
+        );
+        assert_eq!(failure(u.hash_file(&path, "md5")), not_a_dir, "{path:?}");
+        assert_eq!(failure(u.estimate_fd_for_directory(&path)), not_a_dir);
+        // `os.path.isdir` is false: the mount adds no descriptor term.
+        let mounts = [("/a", path.as_path())];
+        assert!(u.get_max_workers_for_file_mounts(&mounts, None).is_ok());
+    }
+}

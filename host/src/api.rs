@@ -192,15 +192,24 @@ impl Utils {
     /// guest path when the guest can open the file by name, else `opened`
     /// with the file the host opened (read-only) and lent to the guest
     /// ([`Lent`]). Errors name the path as the caller wrote it.
+    ///
+    /// `exists_first`: the function starts with upstream's
+    /// `os.path.exists(path)` (the tails); a path that fails it is lent as
+    /// `ENOENT`, which the guest reports as upstream's "File not found"
+    /// before any open.
     fn file_call<T: OutputSize>(
         &self,
         g: &PathGrant,
+        exists_first: bool,
         by_name: impl FnOnce(&mut Session, &str) -> wasmtime::Result<WitResult<T>>,
         opened: impl FnOnce(&mut Session, Lent, &str) -> wasmtime::Result<WitResult<T>>,
     ) -> Result<T, Error> {
         let result = self.call(std::slice::from_ref(g), Cgroups::Hidden, |s| {
             match &g.unnamed {
                 None => by_name(s, &g.guest),
+                Some(host_path) if exists_first && std::fs::metadata(host_path).is_err() => {
+                    opened(s, Err(skyutils_guest::error::ENOENT), &g.guest)
+                }
                 Some(host_path) => s.with_lent_file(host_path, |s, file| opened(s, file, &g.guest)),
             }
         })?;
@@ -227,6 +236,7 @@ impl Utils {
     ) -> Result<Vec<String>, Error> {
         self.file_call(
             &self.grant(file_path.as_ref())?,
+            true,
             |s, path| {
                 let (files, s) = s.files()?;
                 files.call_read_last_n_lines(s, path, n, chunk_size, errors)
@@ -247,6 +257,7 @@ impl Utils {
     ) -> Result<Vec<Vec<u8>>, Error> {
         self.file_call(
             &self.grant(file_path.as_ref())?,
+            true,
             |s, path| {
                 let (files, s) = s.files()?;
                 files.call_read_last_n_raw(s, path, n, chunk_size)
@@ -293,6 +304,7 @@ impl Utils {
         };
         let (info, hex) = self.file_call(
             &self.grant(path)?,
+            false,
             |s, path| {
                 let (files, st) = s.files()?;
                 let hasher = files.call_hash_file(st, path, hash_alg)?;
@@ -407,6 +419,6 @@ impl Utils {
             files.call_estimate_fd_for_directory(s, path)
         };
         // An unnamed path was answered above, so nothing is ever lent here.
-        self.file_call(&g, estimate, |s, _, path| estimate(s, path))
+        self.file_call(&g, false, estimate, |s, _, path| estimate(s, path))
     }
 }

@@ -88,12 +88,17 @@ fn untrusted(_meta: &Metadata) -> Option<String> {
     Some("its owner cannot be checked on this platform".into())
 }
 
-/// Options opening an existing file read-only without following a symlink.
+/// Options opening an existing file read-only without following a symlink
+/// and without blocking (a FIFO planted at an entry's path would otherwise
+/// block the open; it is then refused as not a regular file).
 fn open_options() -> OpenOptions {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    );
     options
 }
 

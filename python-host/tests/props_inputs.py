@@ -37,6 +37,13 @@ NAMES = [
     b"nope",
     b"caf\xe9/nope\xe9",
     b"a.log/x",
+    b"a.log/..",
+    b"a.log/../a.log",
+    b"a.log/.",
+    b"caf\xe9/\xff.log/..",
+    b"caf\xe9/\xff.log/x",
+    b"caf\xe9/\xff.log/",
+    b"plain/../a.log",
     b"",
 ]
 

@@ -163,12 +163,15 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
     let label = guest_label(&root);
     let inside = resolved.strip_prefix(&root).unwrap_or(Path::new(""));
     let Some(mut guest) = join(&label, inside) else {
-        // The file's own name is not UTF-8 (or an unreadable directory's).
+        // The file's own name is not UTF-8 (or an unreadable directory's):
+        // the host opens the caller's path itself, so the OS resolves what
+        // follows it (`/..`, `/x`, a trailing slash) exactly as upstream's
+        // `open` would.
         return Ok(PathGrant {
             display: path.to_path_buf(),
             guest: guest_label(&resolved),
             preopen: None,
-            unnamed: Some(resolved),
+            unnamed: Some(path.to_path_buf()),
         });
     };
     let mut preopen = Some((root, label));
@@ -176,15 +179,28 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
         // A missing child of an existing directory can only be observed as
         // "does not exist": nothing needs to be granted for that.
         let first = rest.components().next();
-        if let Some(first) = first.filter(|_| is_dir) {
-            if let Err(e) = resolved.join(first).symlink_metadata() {
-                if e.kind() == ErrorKind::NotFound {
-                    preopen = None;
-                }
-            }
+        let first_exists = match first.filter(|_| is_dir) {
+            Some(first) => !matches!(
+                resolved.join(first).symlink_metadata(),
+                Err(e) if e.kind() == ErrorKind::NotFound
+            ),
+            None => true,
+        };
+        if !first_exists {
+            preopen = None;
         }
         guest = match join(&guest, rest) {
             Some(guest) => guest,
+            // An entry the guest cannot name that exists (a file with a
+            // trailing slash or `/.`): the host opens the caller's path.
+            None if first_exists => {
+                return Ok(PathGrant {
+                    display: path.to_path_buf(),
+                    guest: guest_label(&resolved.join(rest)),
+                    preopen: None,
+                    unnamed: Some(path.to_path_buf()),
+                })
+            }
             // Names that do not exist and are not UTF-8: any path that no
             // preopen covers reports the same "not found".
             None => {
@@ -207,11 +223,16 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
 impl PathGrant {
     /// For a function that lists a directory, the error upstream raises for
     /// an [unnamed](PathGrant::unnamed) path, which the host has to report
-    /// itself: `NotADirectoryError` for a file, `PermissionError` for a
-    /// directory this process cannot read (the only directory left unnamed).
+    /// itself: the OS error of `stat` on the caller's path, else
+    /// `NotADirectoryError` for a file and `PermissionError` for a directory
+    /// this process cannot read (the only directory left unnamed).
     pub fn unnamed_listing_error(&self) -> Option<CallError> {
         let path = self.unnamed.as_deref()?;
-        let errno = if path.is_dir() { EACCES } else { ENOTDIR };
+        let errno = match std::fs::metadata(path) {
+            Err(e) => e.raw_os_error().unwrap_or(ENOTDIR),
+            Ok(meta) if meta.is_dir() => EACCES,
+            Ok(_) => ENOTDIR,
+        };
         Some(display_error(
             CallError::from_errno(errno, Some(&self.guest)),
             self,
@@ -226,8 +247,13 @@ impl PathGrant {
         if self.unnamed.is_none() {
             return Ok(self);
         }
+        // Upstream lists the source only if `os.path.isdir` says so.
+        let is_dir = self
+            .unnamed
+            .as_deref()
+            .is_some_and(|p| std::fs::metadata(p).is_ok_and(|m| m.is_dir()));
         match self.unnamed_listing_error() {
-            Some(err) if err.python_class() == "PermissionError" => Err(err),
+            Some(err) if is_dir => Err(err),
             _ => Ok(self.as_not_a_directory()),
         }
     }

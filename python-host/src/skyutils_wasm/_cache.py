@@ -135,7 +135,9 @@ def read_entry(path: Path) -> Union[memoryview, str]:
     trusted), or why it cannot be used. The file is opened once, without
     following a symlink, and checked through that descriptor."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # Non-blocking: a FIFO planted at the entry's path would block the
+        # open; it is refused below as not a regular file.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return "absent"
     except OSError as e:

@@ -77,19 +77,29 @@ def _join(base: str, rest: bytes) -> Optional[str]:
     return base + r if base.endswith("/") else f"{base}/{r}"
 
 
-def _resolve(absolute: bytes) -> Tuple[Optional[bytes], Optional[bytes]]:
+def _realpath(p: bytes) -> Optional[bytes]:
+    """The canonical form of ``p`` if the OS resolves it. ``os.path.realpath``
+    alone drops ``name/..`` without checking that ``name`` is a directory,
+    so the OS's own ``stat`` decides first."""
     try:
-        return os.path.realpath(absolute, strict=True), None
+        os.stat(p)
+        return os.path.realpath(p, strict=True)
     except (OSError, ValueError):
-        pass
-    comps = [c for c in absolute.split(b"/") if c not in (b"", b".")]
+        return None
+
+
+def _resolve(absolute: bytes) -> Tuple[Optional[bytes], Optional[bytes]]:
+    """The canonical form of the longest prefix of ``absolute`` that
+    resolves, and the components after it (None when all of it resolves)."""
+    full = _realpath(absolute)
+    if full is not None:
+        return full, None
+    # ``.`` stays in the rest: ``file/.`` is "not a directory", not ``file``.
+    comps = [c for c in absolute.split(b"/") if c]
     for k in range(len(comps) - 1, -1, -1):
-        prefix = b"/" + b"/".join(comps[:k])
-        try:
-            real = os.path.realpath(prefix, strict=True)
-        except (OSError, ValueError):
-            continue
-        return real, b"/".join(comps[k:])
+        real = _realpath(b"/" + b"/".join(comps[:k]))
+        if real is not None:
+            return real, b"/".join(comps[k:])
     return None, None
 
 
