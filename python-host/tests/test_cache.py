@@ -26,20 +26,20 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
-from skyutils_wasm import _cache, _wasm
+from skyutils_wasm import _cache, _runtime, _wasm
 
 
 def _copy_with_sidecar(tmp_path: Path, sidecar: str) -> Path:
     wasm = tmp_path / "skyutils.wasm"
-    shutil.copyfile(_wasm.COMPONENT_PATH, wasm)
+    shutil.copyfile(_runtime.COMPONENT_PATH, wasm)
     (tmp_path / "skyutils.wasm.sha256").write_text(sidecar)
     return wasm
 
 
 def test_packaged_digest_matches_the_component() -> None:
-    real = hashlib.sha256(_wasm.COMPONENT_PATH.read_bytes()).hexdigest()
-    assert _cache.packaged_digest(_wasm.COMPONENT_PATH) == real
-    assert _wasm.Runtime().component_sha256 == real
+    real = hashlib.sha256(_runtime.COMPONENT_PATH.read_bytes()).hexdigest()
+    assert _cache.packaged_digest(_runtime.COMPONENT_PATH) == real
+    assert _runtime.Runtime().component_sha256 == real
 
 
 def test_stale_or_malformed_sidecar_is_ignored(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_plugins_are_hashed_not_trusted(tmp_path: Path) -> None:
     # A component outside the package, with a digest file that lies: its own
     # digest is computed, so it can never claim another component's entry.
     wasm = _copy_with_sidecar(tmp_path, "ab" * 32)
-    rt = _wasm.Runtime(wasm, capabilities=frozenset())
+    rt = _runtime.Runtime(wasm, capabilities=frozenset())
     assert rt.component_sha256 == hashlib.sha256(wasm.read_bytes()).hexdigest()
 
 
@@ -71,11 +71,11 @@ def test_wasmtime_version_from_dist_info() -> None:
 
 def test_a_damaged_types_file_is_described_again(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setenv("SKYUTILS_CACHE_DIR", str(tmp_path))
-    rt = _wasm.Runtime()
+    rt = _runtime.Runtime()
     assert rt.types_path is not None and rt.types_path.parent == tmp_path
     for damage in ("{not json", '{"text#base36-encode": 7}', "[]"):
         rt.types_path.write_text(damage)
-        backend = _wasm.WasmBackend(_wasm.Runtime())
+        backend = _wasm.WasmBackend(_runtime.Runtime())
         assert backend.base36_encode("ff") == "73"
         assert backend.format_float(1.25, 1) == "1.2"
 
@@ -194,8 +194,8 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Tuple[bytes, str]:
     plugin_dir = tmp_path_factory.mktemp("plugin")
     _run(
         plugin_dir,
-        "from pathlib import Path; import json; from skyutils_wasm import _wasm; "
-        f"_wasm.Runtime(Path({str(EVIL)!r}), capabilities=frozenset()); print(json.dumps({{}}))",
+        "from pathlib import Path; import json; from skyutils_wasm import _runtime; "
+        f"_runtime.Runtime(Path({str(EVIL)!r}), capabilities=frozenset()); print(json.dumps({{}}))",
     )
     (evil,) = [p for p in _entries(plugin_dir) if p.suffix == ".cwasm"]
     cwasm, _ = _warm(tmp_path_factory.mktemp("packaged"))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import common_utils, subprocess_utils
 from ._backend import backend_info, set_backend
-from ._config import SETTINGS, Settings, configure
+from ._config import CAPABILITIES, SETTINGS, Settings, configure
 from ._errors import (
     CapabilityDenied,
     CapabilityDeniedError,
@@ -26,7 +26,6 @@ from ._errors import (
     SandboxTimeout,
     TrapError,
 )
-from ._config import CAPABILITIES
 from .common_utils import (
     base36_encode,
     find_free_port,

@@ -24,7 +24,6 @@ from typing import Any, Optional, Protocol, Tuple, Type
 
 from . import _log
 
-
 #: Whether procfs is mounted (checked once: it does not come and go).
 _has_procfs: Optional[bool] = None
 

@@ -126,7 +126,8 @@ def load(
     import wasmtime
 
     from ._errors import PluginLoadError
-    from ._wasm import COMPONENT_PATH, Runtime, WasmBackend
+    from ._runtime import COMPONENT_PATH, Runtime
+    from ._wasm import WasmBackend
 
     policy = Policy() if policy is None else policy
     if path is None:
