@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 import skyutils_wasm
-from skyutils_wasm import _facts, subprocess_utils
+from skyutils_wasm import _args, _facts
 from skyutils_wasm._facts import LinuxFacts, MacFacts, NativeFacts, WindowsFacts
 
 GIB = 1 << 30
@@ -216,10 +216,10 @@ def backend(request: Any, tmp_path: Path) -> Iterator[str]:
     skyutils_wasm.set_backend(request.param)
     # No pod variables and no cgroup tree (as on macOS and Windows).
     skyutils_wasm.configure(env={}, cgroup_root=str(tmp_path / "no-cgroup"))
-    subprocess_utils._reset_low_fd_warning()
+    _args._reset_low_fd_warning()
     yield str(request.param)
     skyutils_wasm.configure(facts=NativeFacts(), env=None, cgroup_root="/sys/fs/cgroup")
-    subprocess_utils._reset_low_fd_warning()
+    _args._reset_low_fd_warning()
 
 
 def functions(tmp_path: Path) -> Tuple[Any, ...]:
@@ -249,7 +249,7 @@ def test_functions_on_macos(
     skyutils_wasm.configure(facts=MacFacts())
     # soft limit 256: (256 - 100) // (5 * 30) = 1 worker, and the low-limit warning.
     assert functions(tmp_path) == (10, 16.0, 9, 1, True, True, False)
-    assert subprocess_utils._low_fd_warning_shown
+    assert _args._low_fd_warning_shown
 
 
 def test_functions_on_windows(
@@ -259,7 +259,7 @@ def test_functions_on_windows(
     skyutils_wasm.configure(facts=WindowsFacts())
     # No RLIMIT_NOFILE: the file-descriptor term does not constrain, no warning.
     assert functions(tmp_path) == (12, 32.0, 11, 11, True, True, False)
-    assert not subprocess_utils._low_fd_warning_shown
+    assert not _args._low_fd_warning_shown
     assert win.open_handles == 0
 
 

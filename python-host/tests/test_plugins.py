@@ -26,9 +26,7 @@ from skyutils_wasm import (
     SandboxTimeout,
     TrapError,
 )
-from skyutils_wasm import _backend
-from skyutils_wasm import common_utils as cu
-from skyutils_wasm import subprocess_utils as su
+from skyutils_wasm import _args, _backend
 
 EVIL = Path(__file__).resolve().parents[2] / (
     "target/plugins/wasm32-wasip2/release/evil_plugin.wasm"
@@ -209,7 +207,7 @@ def test_embedded_component_as_a_plugin(tmp_path: Path) -> None:
     assert plugin.format_float(1.25, 1) == "1.2"
     f = tmp_path / "f.txt"
     f.write_text("a\nb\nc\n")
-    assert plugin.read_last_n_lines(str(f), 2) == cu._read_last_n_lines(
+    assert plugin.read_last_n_lines(str(f), 2) == _args.read_last_n_lines(
         _backend.load("python"), str(f), 2, 8192, "utf-8", "replace"
     )
     assert plugin.hash_file(str(f), "sha256").hexdigest() == (
@@ -286,11 +284,11 @@ def _workload(tmp: Path) -> List[Tuple[str, Tuple[Any, ...]]]:
 
 
 _IMPLS: Dict[str, Callable[..., Any]] = {
-    "base36_encode": cu._base36_encode,
-    "format_float": cu._format_float,
-    "truncate_long_string": cu._truncate_long_string,
-    "get_parallel_threads": su._get_parallel_threads,
-    "read_last_n_lines": lambda b, p, n: cu._read_last_n_lines(b, p, n, 8192, "utf-8", "replace"),
+    "base36_encode": _args.base36_encode,
+    "format_float": _args.format_float,
+    "truncate_long_string": _args.truncate_long_string,
+    "get_parallel_threads": _args.get_parallel_threads,
+    "read_last_n_lines": lambda b, p, n: _args.read_last_n_lines(b, p, n, 8192, "utf-8", "replace"),
 }
 
 

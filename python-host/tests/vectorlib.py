@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import skyutils_wasm
-from skyutils_wasm import subprocess_utils
+from skyutils_wasm import _args
 from skyutils_wasm._facts import NofileLimit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,7 +189,7 @@ class Env:
             env=dict(v.get("env") or {}),
             cgroup_root=cgroup_root,
         )
-        subprocess_utils._reset_low_fd_warning()
+        _args._reset_low_fd_warning()
         return self
 
     def __exit__(self, *exc: Any) -> None:

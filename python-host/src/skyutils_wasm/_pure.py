@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from ._config import SETTINGS
+
+if TYPE_CHECKING:
+    from ._grants import PathArg
 
 _HASH_BLOCK = 256 * 1024
 
@@ -154,9 +157,7 @@ class PureBackend:
     """The twelve functions in plain Python, with clean argument types."""
 
     name = "python"
-
-    def reset_sessions(self) -> None:
-        """Nothing is cached here."""
+    confined = False
 
     def base36_encode(self, hex_str: Any) -> str:
         value = int(hex_str, 16)
@@ -178,18 +179,18 @@ class PureBackend:
             return f"{num:.0f}"
         return f"{num:.{precision}f}"
 
-    def truncate_long_string(self, s: Any, max_length: Any, truncate_middle: Any) -> str:
+    def truncate_long_string(self, s: str, max_length: int, truncate_middle: bool) -> str:
         if len(s) <= max_length:
-            return s  # type: ignore[no-any-return]
+            return s
         if truncate_middle:
             if max_length <= 3:
                 return "..."
             k = max_length - 3
             head, tail = (k + 1) // 2, k // 2
-            return s[:head] + "..." + (s[-tail:] if tail else "")  # type: ignore[no-any-return]
+            return s[:head] + "..." + (s[-tail:] if tail else "")
         words = s.split(" ")
         if len(words[0]) > max_length:
-            return words[0][:max_length] + "..."  # type: ignore[no-any-return]
+            return words[0][:max_length] + "..."
         total = 0
         i = len(words) - 1
         for j, w in enumerate(words):
@@ -198,15 +199,15 @@ class PureBackend:
                 i = j
                 break
         prefix = len(" ".join(words[:i])) if i > 0 else 0
-        return s[: max(prefix, max_length)] + "..."  # type: ignore[no-any-return]
+        return s[: max(prefix, max_length)] + "..."
 
-    def read_last_n_lines(self, path: str, n: int, chunk: int, errors: str) -> List[str]:
+    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> List[str]:
         return decode_pieces(read_last_n_raw(path, n, chunk), "utf-8", errors)
 
-    def read_last_n_raw(self, path: str, n: int, chunk: int) -> List[bytes]:
+    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> List[bytes]:
         return read_last_n_raw(path, n, chunk)
 
-    def hash_file(self, path: str, hash_alg: str) -> Any:
+    def hash_file(self, path: PathArg, hash_alg: str) -> Any:
         with open(path, "rb") as f:
             name = canonical_hash_name(hash_alg)
             if name is None:
@@ -219,7 +220,7 @@ class PureBackend:
                 h.update(block)
         return h
 
-    def estimate_fd_for_directory(self, path: str) -> int:
+    def estimate_fd_for_directory(self, path: PathArg) -> int:
         return 5 * len(os.listdir(path))
 
     def get_cpu_count(self) -> Optional[int]:
@@ -268,7 +269,7 @@ class PureBackend:
         return max(4, cpus - 1) * mult
 
     def get_max_workers_for_file_mounts(
-        self, mounts: List[Tuple[str, str]], cloud_str: Optional[str]
+        self, mounts: List[Tuple[str, PathArg]], cloud_str: Optional[str]
     ) -> Tuple[int, Optional[str]]:
         soft, _hard = SETTINGS.facts.nofile_limit()
         warning = LOW_FD_WARNING.format(soft) if soft is not None and soft < 1024 else None

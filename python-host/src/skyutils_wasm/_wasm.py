@@ -34,6 +34,7 @@ from ._runtime import Runtime
 from ._session import Limits, PolicyLimits, Session
 
 if TYPE_CHECKING:
+    from ._backend import Backend
     from ._policy import Policy
 
 
@@ -176,7 +177,7 @@ class WasmBackend:
     def _grant(self, path: PathArg) -> PathGrant:
         return grant(path, self._allowed)
 
-    def _unnamed(self, g: PathGrant) -> Any:
+    def _unnamed(self, g: PathGrant) -> Backend:
         """The backend for a path the guest cannot be given: the pure one for
         the drop-in, a refusal under a plugin's policy."""
         if self.confined:
@@ -186,7 +187,7 @@ class WasmBackend:
         return self._python_backend()
 
     @staticmethod
-    def _python_backend() -> Any:
+    def _python_backend() -> Backend:
         from ._backend import load
 
         return load("python")
@@ -216,7 +217,7 @@ class WasmBackend:
     def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> List[str]:
         g = self._grant(path)
         if g.unnamed is not None:
-            return self._unnamed(g).read_last_n_lines(path, n, chunk, errors)  # type: ignore[no-any-return]
+            return self._unnamed(g).read_last_n_lines(path, n, chunk, errors)
         s = self._file_session([g])
         if not self._has_tails(s):  # a plugin exporting only ``files``
             r = s.call("files", "read-last-n-lines", g.guest, n, chunk, errors)
@@ -228,7 +229,7 @@ class WasmBackend:
     def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> List[bytes]:
         g = self._grant(path)
         if g.unnamed is not None:
-            return self._unnamed(g).read_last_n_raw(path, n, chunk)  # type: ignore[no-any-return]
+            return self._unnamed(g).read_last_n_raw(path, n, chunk)
         s = self._file_session([g])
         if not self._has_tails(s):
             r = s.call("files", "read-last-n-raw", g.guest, n, chunk)
@@ -285,7 +286,7 @@ class WasmBackend:
     def estimate_fd_for_directory(self, path: PathArg) -> int:
         g = self._grant(path)
         if g.unnamed is not None:
-            return self._unnamed(g).estimate_fd_for_directory(path)  # type: ignore[no-any-return]
+            return self._unnamed(g).estimate_fd_for_directory(path)
         r = self._file_session([g]).call("files", "estimate-fd-for-directory", g.guest)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
@@ -298,13 +299,13 @@ class WasmBackend:
 
     def get_cpu_count(self) -> Optional[int]:
         if not self._env_crosses():
-            return self._python_backend().get_cpu_count()  # type: ignore[no-any-return]
+            return self._python_backend().get_cpu_count()
         v = self._ok(self._system_session().call("system", "get-cpu-count"))
         return None if v is None else int(v)
 
     def get_mem_size_gb(self) -> float:
         if not self._env_crosses():
-            return self._python_backend().get_mem_size_gb()  # type: ignore[no-any-return]
+            return self._python_backend().get_mem_size_gb()
         return self._ok(self._system_session().call("system", "get-mem-size-gb"))  # type: ignore[no-any-return]
 
     def get_parallel_threads(self, cloud_str: Optional[str]) -> int:
@@ -318,9 +319,7 @@ class WasmBackend:
         grants = [self._grant(src) for _, src in mounts]
         for g in grants:
             if g.unnamed is not None:
-                return self._unnamed(g).get_max_workers_for_file_mounts(  # type: ignore[no-any-return]
-                    mounts, cloud_str
-                )
+                return self._unnamed(g).get_max_workers_for_file_mounts(mounts, cloud_str)
         # Destinations are ignored (upstream only reads the values).
         pairs = [(dst if is_utf8(dst) else "", g.guest) for (dst, _), g in zip(mounts, grants)]
         r = self._file_session(grants).call(
