@@ -215,10 +215,10 @@ def test_linux_nofile_and_pids_without_procfs(monkeypatch: pytest.MonkeyPatch) -
 def backend(request: Any, tmp_path: Path) -> Iterator[str]:
     skyutils_wasm.set_backend(request.param)
     # No pod variables and no cgroup tree (as on macOS and Windows).
-    skyutils_wasm.configure(env={}, cgroup_root=str(tmp_path / "no-cgroup"))
+    skyutils_wasm.configure(env_override={}, cgroup_root=str(tmp_path / "no-cgroup"))
     _args._reset_low_fd_warning()
     yield str(request.param)
-    skyutils_wasm.configure(facts=NativeFacts(), env=None, cgroup_root="/sys/fs/cgroup")
+    skyutils_wasm.configure(facts=NativeFacts(), env_override=None, cgroup_root="/sys/fs/cgroup")
     _args._reset_low_fd_warning()
 
 
@@ -299,7 +299,7 @@ assert "resource" not in sys.modules
 assert _facts.LinuxFacts().nofile_limit() == (None, None)
 for backend in ("python", "wasm"):
     skyutils_wasm.set_backend(backend)
-    skyutils_wasm.configure(env={}, cgroup_root=None)
+    skyutils_wasm.configure(env_override={}, cgroup_root=None)
     threads = skyutils_wasm.get_parallel_threads()
     assert skyutils_wasm.get_max_workers_for_file_mounts({}) == threads, backend
     assert skyutils_wasm.base36_encode("ff") == "73"

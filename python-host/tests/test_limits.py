@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 import skyutils_wasm
-from skyutils_wasm import SandboxMemoryError, Settings
+from skyutils_wasm import Policy, SandboxMemoryError
 
 COUNT = 2_100_000
 LINE_LEN = 73  # with its newline
@@ -28,10 +28,10 @@ def line(i: int) -> str:
 @pytest.fixture
 def wasm() -> Iterator[None]:
     skyutils_wasm.set_backend("wasm")
-    defaults = Settings()
+    defaults = Policy.drop_in()
     yield
     skyutils_wasm.configure(
-        deadline_s=defaults.deadline_s,
+        deadline=defaults.deadline,
         memory_limit=defaults.memory_limit,
         max_output=defaults.max_output,
     )
@@ -48,11 +48,11 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_defaults_are_upstreams_no_limits() -> None:
-    s = Settings()
-    assert (s.deadline_s, s.memory_limit, s.max_output) == (None, 4 << 30, None)
+    s = Policy.drop_in()
+    assert (s.deadline, s.memory_limit, s.max_output) == (None, 4 << 30, None)
     # Plugins keep bounded defaults.
     p = skyutils_wasm.Policy()
-    assert (p.deadline, p.memory, p.max_output) == (30.0, 512 << 20, 64 << 20)
+    assert (p.deadline, p.memory_limit, p.max_output) == (30.0, 512 << 20, 64 << 20)
     unbounded = skyutils_wasm.Policy(deadline=None, max_output=None)
     assert (unbounded.deadline, unbounded.max_output) == (None, None)
 

@@ -31,7 +31,7 @@ from skyutils_wasm import _args, _backend
 EVIL = Path(__file__).resolve().parents[2] / (
     "target/plugins/wasm32-wasip2/release/evil_plugin.wasm"
 )
-FAST = Policy(deadline=0.5, memory=64 << 20)
+FAST = Policy(deadline=0.5, memory_limit=64 << 20)
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from skyutils_wasm import SandboxMemoryError, SandboxTimeout
 @pytest.fixture
 def wasm() -> Any:
     skyutils_wasm.set_backend("wasm")
-    skyutils_wasm.configure(env=None, cgroup_root="/sys/fs/cgroup")
+    skyutils_wasm.configure(env_override=None, cgroup_root="/sys/fs/cgroup")
     yield
-    skyutils_wasm.configure(deadline_s=None, memory_limit=4 << 30)
+    skyutils_wasm.configure(deadline=None, memory_limit=4 << 30)
 
 
 def test_memory_cap_then_recovers(wasm: Any) -> None:
@@ -32,11 +32,11 @@ def test_memory_cap_then_recovers(wasm: Any) -> None:
 
 
 def test_deadline_then_recovers(wasm: Any) -> None:
-    skyutils_wasm.configure(deadline_s=0.05, memory_limit=4 << 30)
+    skyutils_wasm.configure(deadline=0.05, memory_limit=4 << 30)
     with pytest.raises(SandboxTimeout) as info:
         skyutils_wasm.format_float(1.5, 300_000_000)
     assert "deadline" in str(info.value)
-    skyutils_wasm.configure(deadline_s=None)
+    skyutils_wasm.configure(deadline=None)
     assert skyutils_wasm.truncate_long_string("abcdef", 4, True) == "a..."
 
 

@@ -19,7 +19,7 @@ IS_ROOT = os.geteuid() == 0
 def backend(request: Any) -> Any:
     skyutils_wasm.set_backend(request.param)
     yield request.param
-    skyutils_wasm.configure(env=None, cgroup_root="/sys/fs/cgroup")
+    skyutils_wasm.configure(env_override=None, cgroup_root="/sys/fs/cgroup")
 
 
 @pytest.mark.parametrize("vec", VECTORS, ids=[v["id"] for v in VECTORS])

@@ -186,7 +186,7 @@ class Env:
                 build_cgroup(cgroup_root, v["cgroup"])
         skyutils_wasm.configure(
             facts=FakeFacts(v.get("host")),
-            env=dict(v.get("env") or {}),
+            env_override=dict(v.get("env") or {}),
             cgroup_root=cgroup_root,
         )
         _args._reset_low_fd_warning()

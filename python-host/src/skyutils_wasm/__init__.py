@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import common_utils, subprocess_utils
 from ._backend import backend_info, set_backend
-from ._config import CAPABILITIES, SETTINGS, Settings, configure
+from ._config import SETTINGS, Settings, configure
 from ._errors import (
     CapabilityDenied,
     CapabilityDeniedError,
@@ -26,6 +26,7 @@ from ._errors import (
     SandboxTimeout,
     TrapError,
 )
+from ._policy import CAPABILITIES, WASM32_MAX_MEMORY, Policy
 from .common_utils import (
     base36_encode,
     find_free_port,
@@ -45,13 +46,11 @@ from .subprocess_utils import (
 
 if TYPE_CHECKING:
     from ._plugin import Plugin, load
-    from ._policy import Policy
 
 __version__ = "0.1.0"
 
-# The plugin API is imported on first use (a dataclass-based Policy costs
-# milliseconds of import time that drop-in users should not pay).
-_LAZY = {"Plugin": "._plugin", "load": "._plugin", "Policy": "._policy"}
+# The plugin API is imported on first use.
+_LAZY = {"Plugin": "._plugin", "load": "._plugin"}
 
 
 def __getattr__(name: str) -> Any:
@@ -79,6 +78,7 @@ __all__ = [
     "Policy",
     "TrapError",
     "SETTINGS",
+    "WASM32_MAX_MEMORY",
     "SandboxError",
     "SandboxMemoryError",
     "SandboxTimeout",

@@ -15,8 +15,9 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 from wasmtime import _ffi as ffi
 
 from . import _capi
-from ._config import CAPABILITIES, SETTINGS
+from . import _config
 from ._facts import HostFacts
+from ._policy import CAPABILITIES
 from ._val import BOOL, OPTION, RESULT, U32, U64, Val, boxed, set_record, set_string, set_variant
 
 #: Writes a Python value into a (C-owned) value slot.
@@ -118,7 +119,7 @@ def define_host_facts(
     ``capabilities``."""
 
     def facts() -> Any:
-        return SETTINGS.facts if source is None else source
+        return _config.facts() if source is None else source
 
     def fact(cap: str, read: Callable[[Any], Any]) -> Reader:
         """``read(args)`` as ``(value, None)``, or ``(None, <denied>)``."""

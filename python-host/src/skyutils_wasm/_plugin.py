@@ -121,7 +121,8 @@ def load(
 ) -> Plugin:
     """Loads a component (a path to a ``.wasm``, or its bytes; None: the
     embedded ``skyutils.wasm``) under ``policy`` (default ``Policy()``).
-    ``facts`` replaces the host facts (default: ``SETTINGS.facts``).
+    ``facts`` replaces the host facts (default: ``policy.facts``, else
+    ``SETTINGS.facts``).
 
     Raises ``PluginLoadError`` when it cannot be compiled or linked.
     """
@@ -145,7 +146,7 @@ def load(
             wasm,
             metered=policy.fuel is not None,
             capabilities=policy.capabilities,
-            facts=facts,
+            facts=policy.facts if facts is None else facts,
         )
     except wasmtime.WasmtimeError as e:
         raise PluginLoadError(f"component could not be loaded: {e}") from None

@@ -8,7 +8,7 @@ import hashlib
 import os
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-from ._config import SETTINGS
+from ._config import SETTINGS, facts
 
 if TYPE_CHECKING:
     from ._grants import PathArg
@@ -224,7 +224,7 @@ class PureBackend:
         return 5 * len(os.listdir(path))
 
     def get_cpu_count(self) -> Optional[int]:
-        env = SETTINGS.pod_env()
+        env = SETTINGS.guest_env()
         var = "SKYPILOT_POD_CPU_CORE_LIMIT"
         if var in env:
             value = env[var]
@@ -232,9 +232,9 @@ class PureBackend:
                 return int(float(value))
             except ValueError as e:
                 raise ValueError(f"Failed to parse the number of CPUs from {value}") from e
-        facts = SETTINGS.facts
-        cpu: Any = facts.logical_cpu_count()
-        affinity = facts.affinity_cpu_count()
+        host = facts()
+        cpu: Any = host.logical_cpu_count()
+        affinity = host.affinity_cpu_count()
         if affinity is not None:
             cpu = min(cpu, affinity)
         limit = cgroup_cpu_limit()
@@ -243,7 +243,7 @@ class PureBackend:
         return cpu  # type: ignore[no-any-return]
 
     def get_mem_size_gb(self) -> float:
-        env = SETTINGS.pod_env()
+        env = SETTINGS.guest_env()
         gb, by = "SKYPILOT_POD_MEMORY_GB_LIMIT", "SKYPILOT_POD_MEMORY_BYTES_LIMIT"
         if gb in env:
             try:
@@ -255,14 +255,14 @@ class PureBackend:
                 return float(env[by]) / 1073741824.0
             except ValueError as e:
                 raise ValueError(f"Failed to parse the memory size from {env[by]} (bytes)") from e
-        total = SETTINGS.facts.memory_total_bytes()
+        total = facts().memory_total_bytes()
         limit = cgroup_memory_limit()
         if limit is not None and limit < total:
             total = limit
         return total / 1073741824.0
 
     def get_parallel_threads(self, cloud_str: Optional[str]) -> int:
-        cpus = SETTINGS.facts.os_cpu_count()
+        cpus = facts().os_cpu_count()
         if cpus is None:
             cpus = 1
         mult = 4 if cloud_str and cloud_str.lower() == "kubernetes" else 1
@@ -271,7 +271,7 @@ class PureBackend:
     def get_max_workers_for_file_mounts(
         self, mounts: List[Tuple[str, PathArg]], cloud_str: Optional[str]
     ) -> Tuple[int, Optional[str]]:
-        soft, _hard = SETTINGS.facts.nofile_limit()
+        soft, _hard = facts().nofile_limit()
         warning = LOW_FD_WARNING.format(soft) if soft is not None and soft < 1024 else None
         fd_per_rsync = 5
         for _dst, src in mounts:
@@ -288,13 +288,13 @@ class PureBackend:
             raise ValueError(f"pid must be a positive integer (got {pid})")
         if pid > 2147483647 or pid == 0:
             return False
-        return bool(SETTINGS.facts.pid_exists(pid))
+        return bool(facts().pid_exists(pid))
 
     def find_free_port(self, start_port: int) -> int:
         if start_port < 0:
             raise OverflowError("bind(): port must be 0-65535.")
-        facts = SETTINGS.facts
+        host = facts()
         for port in range(start_port, 65535):
-            if facts.tcp4_port_bindable(port):
+            if host.tcp4_port_bindable(port):
                 return port
         raise OSError("No free ports available.")

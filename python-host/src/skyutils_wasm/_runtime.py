@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional, Tuple, U
 import wasmtime
 
 from . import _cache, _capi
-from ._config import CAPABILITIES
 from ._facts import HostFacts
 from ._hostfacts import define_host_facts
+from ._policy import CAPABILITIES
 from ._session import EPOCH_TICK_S, PKG, VER, Session
 
 if TYPE_CHECKING:
-    from ._session import Limits
+    from ._policy import Policy
 
 #: The packaged component.
 COMPONENT_PATH = Path(__file__).with_name("skyutils.wasm")
@@ -109,7 +109,7 @@ class Runtime:
         preopens: List[Tuple[bytes, str]],
         env: Dict[str, str],
         cgroup: Optional[str],
-        limits: Limits,
+        limits: Policy,
     ) -> Session:
         """A new sandbox instance with exactly these read-only grants."""
         return Session(self, preopens, env, cgroup, limits)

@@ -18,7 +18,6 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from . import _abi
-from ._config import SETTINGS, WASM32_MAX_MEMORY
 from ._errors import (
     MissingExportError,
     OutOfFuelError,
@@ -30,9 +29,9 @@ from ._errors import (
     TrapError,
 )
 from ._grants import FD_DIR, utf8
+from ._policy import WASM32_MAX_MEMORY, Policy
 
 if TYPE_CHECKING:
-    from ._policy import Policy
     from ._runtime import Runtime
 
 PKG = "skypilot:utils"
@@ -43,46 +42,6 @@ _STDERR_CAP = 4096
 #: The epoch deadline of a call without one (the epoch advances every
 #: EPOCH_TICK_S): beyond any run, far from overflowing when added to it.
 _NO_DEADLINE_TICKS = 1 << 62
-
-
-class Limits:
-    """The per-call limits of the default backend: :data:`SETTINGS`, read at
-    each call (no fuel; by default no deadline, no output cap and the
-    wasm32 maximum of memory, as upstream has no limits)."""
-
-    fuel: Optional[int] = None
-
-    @property
-    def deadline(self) -> Optional[float]:
-        return SETTINGS.deadline_s
-
-    @property
-    def memory(self) -> int:
-        return SETTINGS.memory_limit
-
-    @property
-    def max_output(self) -> Optional[int]:
-        return SETTINGS.max_output
-
-
-class PolicyLimits(Limits):
-    """The per-call limits of a :class:`Policy`."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.fuel = policy.fuel
-
-    @property
-    def deadline(self) -> Optional[float]:
-        return self.policy.deadline
-
-    @property
-    def memory(self) -> int:
-        return self.policy.memory
-
-    @property
-    def max_output(self) -> Optional[int]:
-        return self.policy.max_output
 
 
 def _deadline_ticks(deadline: Optional[float]) -> int:
@@ -111,18 +70,18 @@ class Session:
         preopens: List[Tuple[bytes, str]],
         env: Dict[str, str],
         cgroup: Optional[str],
-        limits: Limits,
+        limits: Policy,
     ) -> None:
         self.rt = rt
         self.limits = limits
         #: The memory cap of this instance's store (set once, at creation).
-        self.memory = limits.memory
+        self.memory = limits.memory_limit
         self.lock = threading.RLock()
         self.dead: Optional[str] = None
         self.stderr = bytearray()
         self.pending_drops: Deque[Any] = collections.deque()
         store = wasmtime.Store(rt.engine)
-        store.set_limits(memory_size=limits.memory)
+        store.set_limits(memory_size=limits.memory_limit)
         wasi = wasmtime.WasiConfig()
         wasi.env = list(env.items())
         wasi.stderr_custom = self._on_stderr
@@ -211,7 +170,7 @@ class Session:
         lines = [ln for ln in said.splitlines() if ln.strip() and not ln.startswith("note: ")]
         if "memory allocation of" in said or "out of memory" in said:
             self.dead = "memory cap"
-            limit = min(self.limits.memory, WASM32_MAX_MEMORY)
+            limit = min(self.limits.memory_limit, WASM32_MAX_MEMORY)
             m = _ALLOC_FAILED.search(said)
             requested = int(m.group(1)) if m else None
             msg = f"sandboxed call exceeded the memory cap of {limit} bytes ({_memory_cap_name(limit)})"

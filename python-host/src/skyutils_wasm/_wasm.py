@@ -31,7 +31,8 @@ from ._config import SETTINGS
 from ._errors import CapabilityDeniedError, MissingExportError, raise_component_error
 from ._grants import PathArg, PathGrant, display_error, grant, guest_label, is_utf8, preopen_dirs
 from ._runtime import Runtime
-from ._session import Limits, PolicyLimits, Session
+from ._policy import Policy
+from ._session import Session
 
 if TYPE_CHECKING:
     from ._backend import Backend
@@ -55,7 +56,9 @@ class WasmBackend:
         #: Whether Python-only argument types must stay away from the host
         #: filesystem (a plugin's policy applies to every path).
         self.confined = policy is not None
-        self.limits: Limits = Limits() if policy is None else PolicyLimits(policy)
+        #: The limits every call runs under: the policy's, else the module
+        #: functions' (``SETTINGS``, read at each call).
+        self.limits: Policy = SETTINGS if policy is None else policy
         roots = None if policy is None else policy.allowed_roots()
         self._allowed = None if roots is None else tuple(os.fsencode(r) for r in roots)
         self._allowed_preopens = [(r, guest_label(r)) for r in self._allowed or ()]
@@ -103,7 +106,7 @@ class WasmBackend:
     def _usable(self, s: Session) -> bool:
         """Whether ``s`` may serve a call: alive, and built with the memory
         cap the limits have now (a store's cap is fixed at creation)."""
-        return s.dead is None and s.memory == self.limits.memory
+        return s.dead is None and s.memory == self.limits.memory_limit
 
     def _pure_session(self) -> Session:
         s = self._pure
@@ -118,7 +121,7 @@ class WasmBackend:
         return s
 
     def _cgroup(self) -> Tuple[Optional[str], Any]:
-        root = SETTINGS.cgroup_root if self.policy is None else self.policy.cgroup_root
+        root = self.limits.cgroup_root
         if root is None:
             return None, None
         try:
@@ -128,7 +131,7 @@ class WasmBackend:
 
     def _env(self) -> Dict[str, str]:
         if self.policy is None:
-            return dict(SETTINGS.pod_env())
+            return dict(SETTINGS.guest_env())
         return self._policy_env()
 
     def _policy_env(self) -> Dict[str, str]:
@@ -295,7 +298,7 @@ class WasmBackend:
         """Whether the drop-in's ``SKYPILOT_POD_*`` values can cross into the
         component; one that is not UTF-8 (a ``str`` with surrogate escapes)
         is parsed by the pure backend, which shows it as upstream does."""
-        return self.policy is not None or all(is_utf8(v) for v in SETTINGS.pod_env().values())
+        return self.policy is not None or all(is_utf8(v) for v in SETTINGS.guest_env().values())
 
     def get_cpu_count(self) -> Optional[int]:
         if not self._env_crosses():

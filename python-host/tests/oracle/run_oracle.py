@@ -133,7 +133,7 @@ def non_utf8_cases(tmp: bytes) -> List[Case]:
 
 
 def ours(name: str, args: tuple, env: dict) -> Any:  # type: ignore[type-arg]
-    skyutils_wasm.configure(env=env)
+    skyutils_wasm.configure(env_override=env)
     try:
         r = getattr(skyutils_wasm, name)(*args)
         if hasattr(r, "hexdigest"):
@@ -175,7 +175,7 @@ def main() -> int:
             timeout=600,
         )
         upstream = pickle.loads(proc.stdout)
-    skyutils_wasm.configure(env=None)
+    skyutils_wasm.configure(env_override=None)
     bad = 0
     for j, i in enumerate(keep):
         for backend in ("wasm", "python"):
