@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 import skyutils_wasm
-from skyutils_wasm import Policy, SandboxMemoryError
+from skyutils_wasm import MemoryLimitExceededError, Policy
 
 COUNT = 2_100_000
 LINE_LEN = 73  # with its newline
@@ -98,7 +98,7 @@ def test_explicit_output_cap_still_applies_to_paged_tails(wasm: Any, big_log: Pa
 
 def test_explicit_memory_limit_names_the_limit_and_the_size(wasm: Any, big_log: Path) -> None:
     skyutils_wasm.configure(memory_limit=64 << 20)
-    with pytest.raises(SandboxMemoryError) as info:
+    with pytest.raises(MemoryLimitExceededError) as info:
         skyutils_wasm.read_last_n_lines(str(big_log), COUNT)
     size = COUNT * LINE_LEN
     assert isinstance(info.value, MemoryError)
@@ -154,7 +154,7 @@ def test_hash_longer_than_30_s_and_a_tail_past_4_gib(wasm: Any, tmp_path: Path) 
         f.truncate(8 << 30)
     assert skyutils_wasm.hash_file(str(p), "sha256").hexdigest() == SHA256_8_GIB_OF_ZEROS
     # No newline in 8 GiB: the last line cannot fit in a wasm32 guest.
-    with pytest.raises(SandboxMemoryError) as info:
+    with pytest.raises(MemoryLimitExceededError) as info:
         skyutils_wasm.read_last_n_lines(str(p), 1)
     assert (info.value.limit, info.value.requested) == (4 << 30, 8 << 30)
     assert "the wasm32 maximum" in str(info.value)

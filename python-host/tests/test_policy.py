@@ -64,3 +64,18 @@ def test_policy_is_a_value() -> None:
     drop_in = Policy.drop_in()
     assert (drop_in.deadline, drop_in.memory_limit, drop_in.max_output) == (None, 1 << 32, None)
     assert Policy(env_allow=("A*",), env_override={"AB": "1", "B": "2"}).guest_env() == {"AB": "1"}
+
+
+def test_one_name_per_exception_class() -> None:
+    errors = skyutils_wasm.DeadlineExceededError, skyutils_wasm.MemoryLimitExceededError
+    assert [e.kind for e in errors] == ["DeadlineExceeded", "MemoryLimitExceeded"]
+    assert issubclass(skyutils_wasm.MemoryLimitExceededError, MemoryError)
+    assert issubclass(skyutils_wasm.CapabilityDeniedError, PermissionError)
+    for old, new in [
+        ("SandboxTimeout", skyutils_wasm.DeadlineExceededError),
+        ("SandboxMemoryError", skyutils_wasm.MemoryLimitExceededError),
+        ("CapabilityDenied", skyutils_wasm.CapabilityDeniedError),
+    ]:
+        with pytest.deprecated_call(match=new.__name__):
+            assert getattr(skyutils_wasm, old) is new
+        assert old not in skyutils_wasm.__all__

@@ -13,7 +13,7 @@ from . import common_utils, subprocess_utils
 from ._backend import backend_info, set_backend
 from ._config import SETTINGS, Settings, configure
 from ._errors import (
-    CapabilityDenied,
+    DEPRECATED_NAMES,
     CapabilityDeniedError,
     DeadlineExceededError,
     MemoryLimitExceededError,
@@ -22,8 +22,6 @@ from ._errors import (
     OutputTooLargeError,
     PluginLoadError,
     SandboxError,
-    SandboxMemoryError,
-    SandboxTimeout,
     TrapError,
 )
 from ._policy import CAPABILITIES, WASM32_MAX_MEMORY, Policy
@@ -54,6 +52,12 @@ _LAZY = {"Plugin": "._plugin", "load": "._plugin"}
 
 
 def __getattr__(name: str) -> Any:
+    current = DEPRECATED_NAMES.get(name)
+    if current is not None:
+        import warnings
+
+        warnings.warn(f"skyutils_wasm.{name} is deprecated: use {current}", DeprecationWarning, 2)
+        return globals()[current]
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -66,7 +70,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CAPABILITIES",
-    "CapabilityDenied",
     "CapabilityDeniedError",
     "DeadlineExceededError",
     "MemoryLimitExceededError",
@@ -80,8 +83,6 @@ __all__ = [
     "SETTINGS",
     "WASM32_MAX_MEMORY",
     "SandboxError",
-    "SandboxMemoryError",
-    "SandboxTimeout",
     "Settings",
     "backend_info",
     "base36_encode",

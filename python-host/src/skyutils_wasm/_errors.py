@@ -21,15 +21,15 @@ class TrapError(SandboxError):
     kind = "Trap"
 
 
-class SandboxTimeout(SandboxError):
+class DeadlineExceededError(SandboxError):
     """A call ran past its deadline (epoch interruption)."""
 
     kind = "DeadlineExceeded"
 
 
-class SandboxMemoryError(SandboxError, MemoryError):
+class MemoryLimitExceededError(SandboxError, MemoryError):
     """A call needed more linear memory than the cap allows (the caller's
-    ``memory_limit``/``memory``, or the 4 GiB a wasm32 guest can address).
+    ``memory_limit``, or the 4 GiB a wasm32 guest can address).
     ``limit`` is that cap in bytes and ``requested`` the size of the guest
     allocation that failed, when known."""
 
@@ -76,19 +76,19 @@ class PluginLoadError(SandboxError):
     kind = "LoadError"
 
 
-class CapabilityDenied(SandboxError):
-    """The host policy refused a capability or a path."""
+class CapabilityDeniedError(SandboxError, PermissionError):
+    """The host policy refused a capability or a path (also a
+    ``PermissionError``)."""
 
     kind = "CapabilityDenied"
 
 
-class CapabilityDeniedError(CapabilityDenied, PermissionError):
-    """What is raised for a refused capability or path: a ``CapabilityDenied``
-    that is also a ``PermissionError``."""
-
-
-DeadlineExceededError = SandboxTimeout
-MemoryLimitExceededError = SandboxMemoryError
+#: Deprecated names of the exception classes: ``old -> current``.
+DEPRECATED_NAMES = {
+    "SandboxTimeout": "DeadlineExceededError",
+    "SandboxMemoryError": "MemoryLimitExceededError",
+    "CapabilityDenied": "CapabilityDeniedError",
+}
 
 
 def make_os_error(o: Dict[str, Any]) -> OSError:

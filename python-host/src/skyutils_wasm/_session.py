@@ -19,13 +19,13 @@ from wasmtime import _ffi as ffi
 
 from . import _abi
 from ._errors import (
+    DeadlineExceededError,
+    MemoryLimitExceededError,
     MissingExportError,
     OutOfFuelError,
     OutputTooLargeError,
     PluginLoadError,
     SandboxError,
-    SandboxMemoryError,
-    SandboxTimeout,
     TrapError,
 )
 from ._grants import FD_DIR, utf8
@@ -178,10 +178,10 @@ class Session:
                 msg += f": an allocation of {requested} bytes in the guest failed"
             if lines:
                 msg += f" ({_PANIC_AT.sub('', ' '.join(lines))})"
-            return SandboxMemoryError(msg, limit, requested)
+            return MemoryLimitExceededError(msg, limit, requested)
         if "interrupt" in text and self.limits.deadline is not None:
             self.dead = "deadline"
-            return SandboxTimeout(
+            return DeadlineExceededError(
                 f"sandboxed call exceeded its deadline of {self.limits.deadline} s"
             )
         if "all fuel consumed" in text:
