@@ -11,8 +11,9 @@ import errno
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 import pytest
 
@@ -31,9 +32,9 @@ class FakeLibc:
     the caller's buffer and its length into ``*oldlenp``; -1 and errno on
     failure (ENOENT for an unknown name, ENOMEM for a short buffer)."""
 
-    def __init__(self, values: Dict[str, bytes]) -> None:
+    def __init__(self, values: dict[str, bytes]) -> None:
         self.values = values
-        self.calls: List[str] = []
+        self.calls: list[str] = []
 
     def sysctlbyname(self, name: bytes, oldp: Any, oldlenp: Any, newp: Any, newlen: int) -> int:
         assert newp is None and newlen == 0
@@ -57,7 +58,7 @@ class FakeKernel32:
     ALL_PROCESSOR_GROUPS = 0xFFFF
 
     def __init__(
-        self, processors: int, total: Optional[int], processes: Dict[int, Optional[int]]
+        self, processors: int, total: int | None, processes: dict[int, int | None]
     ) -> None:
         self.processors = processors
         self.total = total
@@ -79,7 +80,7 @@ class FakeKernel32:
         st.ullAvailPhys = self.total // 2
         return 1
 
-    def OpenProcess(self, access: int, inherit: int, pid: int) -> Optional[int]:
+    def OpenProcess(self, access: int, inherit: int, pid: int) -> int | None:
         assert access == 0x1000 and not inherit  # PROCESS_QUERY_LIMITED_INFORMATION
         err = self.processes.get(pid, 87)
         if err is None:
@@ -113,7 +114,7 @@ def win(monkeypatch: pytest.MonkeyPatch) -> FakeKernel32:
     return k32
 
 
-def fake_kill(alive: List[int], denied: List[int]) -> Any:
+def fake_kill(alive: list[int], denied: list[int]) -> Any:
     def kill(pid: int, sig: int) -> None:
         assert sig == 0
         if pid in denied:
@@ -222,7 +223,7 @@ def backend(request: Any, tmp_path: Path) -> Iterator[str]:
     _args._reset_low_fd_warning()
 
 
-def functions(tmp_path: Path) -> Tuple[Any, ...]:
+def functions(tmp_path: Path) -> tuple[Any, ...]:
     d = tmp_path / "d"
     d.mkdir(exist_ok=True)
     for i in range(30):

@@ -8,9 +8,9 @@ test_plugins.py)."""
 from __future__ import annotations
 
 import os
-
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

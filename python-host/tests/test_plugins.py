@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,9 @@ from skyutils_wasm import (
     Plugin,
     Policy,
     TrapError,
+    _args,
+    _backend,
 )
-from skyutils_wasm import _args, _backend
 
 EVIL = Path(__file__).resolve().parents[2] / (
     "target/plugins/wasm32-wasip2/release/evil_plugin.wasm"
@@ -46,9 +48,7 @@ def evil(evil_path: Path) -> Plugin:
     return skyutils_wasm.load(evil_path, FAST)
 
 
-def attack(
-    plugin: Plugin, command: str, exc: Type[BaseException], match: Optional[str] = None
-) -> str:
+def attack(plugin: Plugin, command: str, exc: type[BaseException], match: str | None = None) -> str:
     """Runs one attack, checks its error, then that the plugin still works."""
     with pytest.raises(exc, match=match) as info:
         plugin.base36_encode(command)
@@ -150,7 +150,7 @@ def granted_dir(tmp_path: Path) -> Path:
     return d
 
 
-def snapshot(d: Path) -> List[Tuple[str, bytes, str]]:
+def snapshot(d: Path) -> list[tuple[str, bytes, str]]:
     out = []
     for e in sorted(os.listdir(d)):
         p = d / e
@@ -257,14 +257,14 @@ THREADS = 8
 CALLS = 2000
 
 
-def _workload(tmp: Path) -> List[Tuple[str, Tuple[Any, ...]]]:
+def _workload(tmp: Path) -> list[tuple[str, tuple[Any, ...]]]:
     rng = random.Random(7)
     files = []
     for i in range(4):
         p = tmp / f"log{i}.txt"
         p.write_text("".join(f"line {i}-{j} {'x' * rng.randrange(40)}\n" for j in range(50)))
         files.append(str(p))
-    ops: List[Tuple[str, Tuple[Any, ...]]] = []
+    ops: list[tuple[str, tuple[Any, ...]]] = []
     for _ in range(CALLS):
         k = rng.randrange(5)
         if k == 0:
@@ -282,7 +282,7 @@ def _workload(tmp: Path) -> List[Tuple[str, Tuple[Any, ...]]]:
     return ops
 
 
-_IMPLS: Dict[str, Callable[..., Any]] = {
+_IMPLS: dict[str, Callable[..., Any]] = {
     "base36_encode": _args.base36_encode,
     "format_float": _args.format_float,
     "truncate_long_string": _args.truncate_long_string,
@@ -297,10 +297,10 @@ def test_threads_share_one_plugin_and_the_module_functions(tmp_path: Path) -> No
     pure = _backend.load("python")
     expected = [_IMPLS[name](pure, *args) for name, args in ops]
     plugin = skyutils_wasm.load(None, Policy())
-    failures: List[str] = []
+    failures: list[str] = []
     lock = threading.Lock()
 
-    def worker(seed: int, call: Callable[[str, Tuple[Any, ...]], Any]) -> None:
+    def worker(seed: int, call: Callable[[str, tuple[Any, ...]], Any]) -> None:
         order = list(range(len(ops)))
         random.Random(seed).shuffle(order)
         for i in order:
@@ -313,10 +313,10 @@ def test_threads_share_one_plugin_and_the_module_functions(tmp_path: Path) -> No
                 with lock:
                     failures.append(f"{name}{args!r}: {got!r} != {expected[i]!r}")
 
-    def via_plugin(name: str, args: Tuple[Any, ...]) -> Any:
+    def via_plugin(name: str, args: tuple[Any, ...]) -> Any:
         return getattr(plugin, name)(*args)
 
-    def via_module(name: str, args: Tuple[Any, ...]) -> Any:
+    def via_module(name: str, args: tuple[Any, ...]) -> Any:
         return getattr(skyutils_wasm, name)(*args)
 
     for call in (via_plugin, via_module):

@@ -4,7 +4,7 @@ host's field names; the old names still work, with a DeprecationWarning."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -11,8 +11,9 @@ API only borrows them); the result tree is read once and freed with a single
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from ctypes import POINTER, c_void_p, string_at
-from typing import Any, Callable, Dict, List
+from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
@@ -43,7 +44,7 @@ from ._val import (
     val_delete,
 )
 
-Keep = List[Any]
+Keep = list[Any]
 
 Lower = Callable[[Any, Val, Keep], None]
 Lift = Callable[[Val], Any]
@@ -156,7 +157,7 @@ def _lower_tuple(ty: TypeDesc) -> Lower:
     def lower(v: Any, slot: Val, keep: Keep) -> None:
         arr = (Val * len(elems))()
         keep.append(arr)
-        for i, (f, item) in enumerate(zip(elems, v)):
+        for i, (f, item) in enumerate(zip(elems, v, strict=True)):
             f(item, arr[i], keep)
         slot.kind = TUPLE
         slot.of.list.size = len(elems)
@@ -217,7 +218,7 @@ def _lower_resource(ty: TypeDesc) -> Lower:
     return lower
 
 
-_LOWERS: Dict[str, Callable[[TypeDesc], Lower]] = {
+_LOWERS: dict[str, Callable[[TypeDesc], Lower]] = {
     "bool": _lower_bool,
     **{k: _lower_int for k in _INT_RANGES},
     "f64": _lower_f64,
@@ -255,7 +256,7 @@ def _lift_list(ty: TypeDesc) -> Lift:
         return _bytes_lift
     elem = compile_lift(ty[1])
 
-    def lift(v: Val) -> List[Any]:
+    def lift(v: Val) -> list[Any]:
         data = v.of.list.data
         return [elem(data[i]) for i in range(v.of.list.size)]
 
@@ -327,7 +328,7 @@ def _lift_own(ty: TypeDesc) -> Lift:
     return lift
 
 
-_LIFTS: Dict[str, Callable[[TypeDesc], Lift]] = {
+_LIFTS: dict[str, Callable[[TypeDesc], Lift]] = {
     **{k: _lift_scalar for k in ("bool", "s64", "u64", "s32", "u32", "u8", "f64", "f32")},
     "string": lambda _ty: _string_lift,
     "enum": lambda _ty: _string_lift,
@@ -395,7 +396,7 @@ class FastFunc:
 
     __slots__ = ("_func", "_lowers", "_lift", "_n", "_argty")
 
-    def __init__(self, func: Any, params: List[TypeDesc], result: TypeDesc) -> None:
+    def __init__(self, func: Any, params: list[TypeDesc], result: TypeDesc) -> None:
         """``func`` is a raw ``wasmtime_component_func_t``; ``params`` and
         ``result`` describe its type."""
         self._func = func

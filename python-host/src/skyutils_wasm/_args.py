@@ -16,7 +16,7 @@ import codecs
 import operator
 import os
 import threading
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any
 
 from . import _backend, _log
 from ._grants import is_utf8
@@ -85,7 +85,7 @@ def _confined_int(v: Any) -> int:
     return int(v)
 
 
-def _cloud_arg(cloud_str: Any) -> Optional[str]:
+def _cloud_arg(cloud_str: Any) -> str | None:
     """Normalizes a non-str ``cloud_str`` exactly as upstream would see it
     (only its truthiness and whether it lowers to ``kubernetes`` matter, so a
     ``str`` that is not UTF-8, never ``kubernetes``, becomes a neutral one)."""
@@ -98,7 +98,7 @@ def _cloud_arg(cloud_str: Any) -> Optional[str]:
     return "kubernetes" if cloud_str.lower() == "kubernetes" else None
 
 
-def _source(v: Any) -> Union[str, bytes]:
+def _source(v: Any) -> str | bytes:
     """A mount source as upstream's ``os.path.isdir`` sees it: ``str`` or
     ``bytes`` paths (any bytes); anything else, a NUL or a ``str`` that names
     no bytes is never a directory."""
@@ -112,7 +112,7 @@ def _source(v: Any) -> Union[str, bytes]:
 
 def read_last_n_lines(
     b: Backend, file_path: Any, n: Any, chunk_size: Any, encoding: str, errors: str
-) -> List[str]:
+) -> list[str]:
     """``read_last_n_lines`` on backend ``b``."""
     file_path = _fspath(file_path)
     if b.confined:
@@ -219,13 +219,13 @@ def get_max_workers_for_file_mounts(b: Backend, common_file_mounts: Any, cloud_s
     """``get_max_workers_for_file_mounts`` on backend ``b``; the low
     descriptor warning goes once per process to :data:`SUBPROCESS_LOGGER`."""
     values = common_file_mounts.values()  # upstream's AttributeError for non-dicts
-    mounts: List[Tuple[str, Union[str, bytes]]] = [
+    mounts: list[tuple[str, str | bytes]] = [
         (k if isinstance(k, str) else "", _source(v))
-        for k, v in zip(common_file_mounts.keys(), values)
+        for k, v in zip(common_file_mounts.keys(), values, strict=True)
     ]
     try:
         cloud = _cloud_arg(cloud_str)
-        cloud_error: Optional[BaseException] = None
+        cloud_error: BaseException | None = None
     except Exception as e:  # noqa: BLE001 - re-raised after the scan, as upstream
         cloud, cloud_error = None, e
     count, warning = b.get_max_workers_for_file_mounts(mounts, cloud)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _log
 
@@ -37,10 +37,10 @@ class Backend(Protocol):
     def truncate_long_string(self, s: str, max_length: int, truncate_middle: bool) -> str:
         """``s`` shortened to about ``max_length`` code points with ``...``."""
 
-    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> List[str]:
+    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> list[str]:
         """The last ``n`` lines of a file, decoded as UTF-8 with ``errors``."""
 
-    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> List[bytes]:
+    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> list[bytes]:
         """The last ``n`` pieces of a file split at ``b"\\n"`` (other codecs)."""
 
     def hash_file(self, path: PathArg, hash_alg: str) -> Any:
@@ -49,18 +49,18 @@ class Backend(Protocol):
     def estimate_fd_for_directory(self, path: PathArg) -> int:
         """5 x the number of entries of a directory."""
 
-    def get_cpu_count(self) -> Optional[int]:
+    def get_cpu_count(self) -> int | None:
         """CPUs available (environment override, affinity, cgroups)."""
 
     def get_mem_size_gb(self) -> float:
         """Memory in GiB (environment overrides, cgroup limit)."""
 
-    def get_parallel_threads(self, cloud_str: Optional[str]) -> int:
+    def get_parallel_threads(self, cloud_str: str | None) -> int:
         """``max(4, cpu_count - 1)``, times 4 for Kubernetes."""
 
     def get_max_workers_for_file_mounts(
-        self, mounts: List[Tuple[str, PathArg]], cloud_str: Optional[str]
-    ) -> Tuple[int, Optional[str]]:
+        self, mounts: list[tuple[str, PathArg]], cloud_str: str | None
+    ) -> tuple[int, str | None]:
         """The worker count and the low-descriptor warning to log, if any."""
 
     def is_process_alive(self, pid: int) -> bool:
@@ -71,9 +71,9 @@ class Backend(Protocol):
 
 
 _lock = threading.Lock()
-_active: Optional[Backend] = None
+_active: Backend | None = None
 _reason = ""
-_backends: Dict[str, Backend] = {}
+_backends: dict[str, Backend] = {}
 
 
 def load(name: str) -> Backend:
@@ -151,10 +151,10 @@ if hasattr(os, "register_at_fork"):  # not on Windows (no fork there)
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def backend_info() -> Dict[str, Any]:
+def backend_info() -> dict[str, Any]:
     """Which backend is active and why (plus wasm runtime details)."""
     b = get()
-    info: Dict[str, Any] = {"backend": b.name, "reason": _reason}
+    info: dict[str, Any] = {"backend": b.name, "reason": _reason}
     if b.name == "wasm":
         from ._cache import wasmtime_version
         from ._wasm import WasmBackend

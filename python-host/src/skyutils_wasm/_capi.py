@@ -17,8 +17,9 @@ A type description is plain JSON-able data: ``["string"]``, ``["u64"]``,
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from ctypes import POINTER, byref
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any
 
 import wasmtime
 from wasmtime import WasmtimeError
@@ -28,7 +29,7 @@ from wasmtime._managed import Managed
 #: A JSON-able description of a component value type (see module doc).
 TypeDesc = Any
 
-_LAST_EXCEPTION: Optional[BaseException] = None
+_LAST_EXCEPTION: BaseException | None = None
 
 
 def _check(err: Any) -> None:
@@ -36,7 +37,7 @@ def _check(err: Any) -> None:
         raise WasmtimeError._from_ptr(err)
 
 
-def _name(name: str) -> Tuple[Any, int]:
+def _name(name: str) -> tuple[Any, int]:
     b = name.encode()
     return ctypes.create_string_buffer(b), len(b)
 
@@ -52,7 +53,7 @@ class Component(Managed["ctypes._Pointer[ffi.wasmtime_component_t]"]):  # type: 
         self._set_ptr(ptr)
 
     @classmethod
-    def deserialize(cls, engine: wasmtime.Engine, buf: Any, size: int) -> "Component":
+    def deserialize(cls, engine: wasmtime.Engine, buf: Any, size: int) -> Component:
         """Loads an artifact written by :meth:`serialize` from ``size`` bytes
         at ``buf`` (a ctypes ``c_uint8`` array; wasmtime copies them). The
         caller vouches for the bytes: they are loaded as native code."""
@@ -80,7 +81,7 @@ class LinkerInstance(Managed["ctypes._Pointer[ffi.wasmtime_component_linker_inst
     def __init__(self, ptr: Any) -> None:
         self._set_ptr(ptr)
 
-    def add_instance(self, name: str) -> "LinkerInstance":
+    def add_instance(self, name: str) -> LinkerInstance:
         """The nested instance ``name`` (close it before using the linker)."""
         out = POINTER(ffi.wasmtime_component_linker_instance_t)()
         _check(
@@ -117,7 +118,7 @@ class Linker(Managed["ctypes._Pointer[ffi.wasmtime_component_linker_t]"]):  # ty
         """The root instance (close it before instantiating)."""
         return LinkerInstance(ffi.wasmtime_component_linker_root(self.ptr()))
 
-    def instantiate(self, store: wasmtime.Store, component: Component) -> "Instance":
+    def instantiate(self, store: wasmtime.Store, component: Component) -> Instance:
         """Instantiates ``component`` in ``store``."""
         instance = ffi.wasmtime_component_instance_t()
         err = ffi.wasmtime_component_linker_instantiate(
@@ -206,7 +207,7 @@ def raise_last_exception() -> None:
         raise exn
 
 
-def describe_func(func: Any, store: wasmtime.Store) -> Tuple[List[TypeDesc], TypeDesc]:
+def describe_func(func: Any, store: wasmtime.Store) -> tuple[list[TypeDesc], TypeDesc]:
     """The parameter types and result type (None: no result) of a raw
     component function, described with wasmtime-py's type reflection
     (imported here, on first need)."""

@@ -4,7 +4,7 @@ Python exceptions SkyPilot raises."""
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, NoReturn, Optional
+from typing import Any, NoReturn
 
 
 class SandboxError(RuntimeError):
@@ -36,7 +36,7 @@ class MemoryLimitExceededError(SandboxError, MemoryError):
     kind = "MemoryLimitExceeded"
 
     def __init__(
-        self, message: str, limit: Optional[int] = None, requested: Optional[int] = None
+        self, message: str, limit: int | None = None, requested: int | None = None
     ) -> None:
         super().__init__(message)
         self.limit = limit
@@ -91,12 +91,12 @@ DEPRECATED_NAMES = {
 }
 
 
-def make_os_error(o: Dict[str, Any]) -> OSError:
+def make_os_error(o: dict[str, Any]) -> OSError:
     """Builds a real ``OSError`` subclass whose ``str()`` is ``o['message']``."""
     message: str = o["message"]
-    errno: Optional[int] = o.get("errno")
-    strerror: Optional[str] = o.get("strerror")
-    filename: Optional[str] = o.get("filename")
+    errno: int | None = o.get("errno")
+    strerror: str | None = o.get("strerror")
+    filename: str | None = o.get("filename")
     exc: OSError
     if errno is not None and strerror is not None:
         if filename is not None:

@@ -10,12 +10,12 @@ capability the policy does not grant makes its functions return
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 from wasmtime import _ffi as ffi
 
-from . import _capi
-from . import _config
+from . import _capi, _config
 from ._facts import HostFacts
 from ._policy import CAPABILITIES
 from ._val import BOOL, OPTION, RESULT, U32, U64, Val, boxed, set_record, set_string, set_variant
@@ -23,7 +23,7 @@ from ._val import BOOL, OPTION, RESULT, U32, U64, Val, boxed, set_record, set_st
 #: Writes a Python value into a (C-owned) value slot.
 Setter = Callable[[Val, Any], None]
 #: Reads a host function's arguments; returns ``(value, error)``.
-Reader = Callable[[Any], Tuple[Any, Optional[str]]]
+Reader = Callable[[Any], tuple[Any, str | None]]
 
 
 def _set_bool(v: Val, value: Any) -> None:
@@ -59,11 +59,11 @@ def _set_limit(v: Val, value: Any) -> None:
 
 def _set_nofile(v: Val, value: Any) -> None:
     """``nofile``: a record of two limits, from ``(soft, hard)``."""
-    for slot, limit in zip(set_record(v, ("soft", "hard")), value):
+    for slot, limit in zip(set_record(v, ("soft", "hard")), value, strict=True):
         _set_limit(slot, limit)
 
 
-def _write_result(out: Val, value: Any, error: Optional[str], set_ok: Setter) -> None:
+def _write_result(out: Val, value: Any, error: str | None, set_ok: Setter) -> None:
     """Writes ``result<T, string>`` into ``out`` (C-owned values: wasmtime
     frees them after lowering)."""
     out.kind = RESULT
@@ -77,7 +77,7 @@ def _write_result(out: Val, value: Any, error: Optional[str], set_ok: Setter) ->
     out.of.result.val = boxed(inner)
 
 
-_RAW_FUNCS: Dict[int, Tuple[Reader, Setter]] = {}
+_RAW_FUNCS: dict[int, tuple[Reader, Setter]] = {}
 _raw_ids = iter(range(1, 1 << 62))
 _VALS = ctypes.POINTER(Val)
 
@@ -111,8 +111,8 @@ def _denied(name: str) -> str:
 
 def define_host_facts(
     hf: _capi.LinkerInstance,
-    capabilities: FrozenSet[str] = CAPABILITIES,
-    source: Optional[HostFacts] = None,
+    capabilities: frozenset[str] = CAPABILITIES,
+    source: HostFacts | None = None,
 ) -> None:
     """Defines the ``host-facts`` functions in linker instance ``hf``:
     facts from ``source`` (None: ``SETTINGS.facts`` at each call), gated by

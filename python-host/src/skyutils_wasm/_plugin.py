@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from . import _args
 from ._facts import HostFacts
@@ -55,7 +55,7 @@ class Plugin:
         """``int(hex_str, 16)`` in base 36, lowercase."""
         return _args.base36_encode(self._b, hex_str)
 
-    def format_float(self, num: Union[float, int], precision: int = 1) -> str:
+    def format_float(self, num: float | int, precision: int = 1) -> str:
         """Fixed-notation text of ``num``."""
         return _args.format_float(self._b, num, precision)
 
@@ -73,7 +73,7 @@ class Plugin:
         chunk_size: int = 8192,
         encoding: str = "utf-8",
         errors: str = "replace",
-    ) -> List[str]:
+    ) -> list[str]:
         """The last ``n`` lines of a file."""
         return _args.read_last_n_lines(self._b, file_path, n, chunk_size, encoding, errors)
 
@@ -90,7 +90,7 @@ class Plugin:
         """The first port from ``start_port`` to 65534 that can be bound."""
         return _args.find_free_port(self._b, start_port)
 
-    def get_cpu_count(self) -> Optional[int]:
+    def get_cpu_count(self) -> int | None:
         """CPUs available (``SKYPILOT_POD_CPU_CORE_LIMIT``, affinity, cgroups)."""
         return self._b.get_cpu_count()
 
@@ -98,12 +98,12 @@ class Plugin:
         """Memory in GiB."""
         return self._b.get_mem_size_gb()
 
-    def get_parallel_threads(self, cloud_str: Optional[str] = None) -> int:
+    def get_parallel_threads(self, cloud_str: str | None = None) -> int:
         """``max(4, cpu_count - 1)``, times 4 for Kubernetes."""
         return _args.get_parallel_threads(self._b, cloud_str)
 
     def get_max_workers_for_file_mounts(
-        self, common_file_mounts: Dict[str, str], cloud_str: Optional[str] = None
+        self, common_file_mounts: dict[str, str], cloud_str: str | None = None
     ) -> int:
         """Worker count for syncing file mounts under the open-file limit."""
         return _args.get_max_workers_for_file_mounts(self._b, common_file_mounts, cloud_str)
@@ -114,10 +114,10 @@ class Plugin:
 
 
 def load(
-    path: Union[PathLike, bytes, None] = None,
-    policy: Optional[Policy] = None,
+    path: PathLike | bytes | None = None,
+    policy: Policy | None = None,
     *,
-    facts: Optional[HostFacts] = None,
+    facts: HostFacts | None = None,
 ) -> Plugin:
     """Loads a component (a path to a ``.wasm``, or its bytes; None: the
     embedded ``skyutils.wasm``) under ``policy`` (default ``Policy()``).
@@ -135,7 +135,7 @@ def load(
     policy = Policy() if policy is None else policy
     if path is None:
         path = COMPONENT_PATH
-    wasm: Union[Path, bytes]
+    wasm: Path | bytes
     if isinstance(path, (bytes, bytearray)):
         wasm, source = bytes(path), "<bytes>"
     else:

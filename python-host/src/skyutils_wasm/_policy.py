@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._facts import HostFacts
 
 #: Every host capability behind the ``host-facts`` import.
-CAPABILITIES: FrozenSet[str] = frozenset({"cpu", "memory", "file-limits", "processes", "network"})
+CAPABILITIES: frozenset[str] = frozenset({"cpu", "memory", "file-limits", "processes", "network"})
 #: The most linear memory a wasm32 guest can have (65,536 pages of 64 KiB).
 WASM32_MAX_MEMORY = 1 << 32
 #: The variables SkyPilot's functions read start with this.
@@ -43,7 +44,7 @@ _FIELDS = (
 )
 
 
-def renamed(changes: Dict[str, Any], owner: str) -> Dict[str, Any]:
+def renamed(changes: dict[str, Any], owner: str) -> dict[str, Any]:
     """``changes`` with deprecated field names replaced (one
     ``DeprecationWarning`` each)."""
     out = {}
@@ -73,42 +74,42 @@ class Policy:
     #: (like the default backend). A tuple: only these directories
     #: (read-only); a path resolving outside them (symlinks included) raises
     #: ``CapabilityDeniedError``.
-    allow_dirs: Optional[Tuple[str, ...]]
+    allow_dirs: tuple[str, ...] | None
     #: Environment variables the guest may see: exact names, or prefixes
     #: ending in ``*``.
-    env_allow: Tuple[str, ...]
+    env_allow: tuple[str, ...]
     #: Granted host capabilities; a denied one makes the host import return
     #: ``err("capability '<name>' is not granted by the host policy")``.
-    capabilities: FrozenSet[str]
+    capabilities: frozenset[str]
     #: Wall-clock limit per call, in seconds (epoch interruption); None: none.
-    deadline: Optional[float]
+    deadline: float | None
     #: Fuel budget per call (roughly wasm instructions); None: unmetered.
-    fuel: Optional[int]
+    fuel: int | None
     #: Linear-memory cap per instance, in bytes (at most 4 GiB apply: wasm32).
     memory_limit: int
     #: Largest result (strings and byte lists, summed) a call may return;
     #: None: no cap.
-    max_output: Optional[int]
+    max_output: int | None
     #: Host directory pre-opened read-only at ``/sys/fs/cgroup``; None hides it.
-    cgroup_root: Optional[str]
+    cgroup_root: str | None
     #: When set, the guest's environment is these variables (still filtered
     #: by ``env_allow``) instead of ``os.environ`` (read at each call).
-    env_override: Optional[Mapping[str, str]]
+    env_override: Mapping[str, str] | None
     #: Source of host facts; None: the module functions' (``SETTINGS.facts``).
-    facts: Optional[HostFacts]
+    facts: HostFacts | None
 
     def __init__(
         self,
-        allow_dirs: Optional[Sequence[str]] = None,
+        allow_dirs: Sequence[str] | None = None,
         env_allow: Sequence[str] = _POD_ONLY,
-        capabilities: FrozenSet[str] = CAPABILITIES,
-        deadline: Optional[float] = 30.0,
-        fuel: Optional[int] = None,
+        capabilities: frozenset[str] = CAPABILITIES,
+        deadline: float | None = 30.0,
+        fuel: int | None = None,
         memory_limit: int = 512 << 20,
-        max_output: Optional[int] = 64 << 20,
-        cgroup_root: Optional[str] = "/sys/fs/cgroup",
-        env_override: Optional[Mapping[str, str]] = None,
-        facts: Optional[HostFacts] = None,
+        max_output: int | None = 64 << 20,
+        cgroup_root: str | None = "/sys/fs/cgroup",
+        env_override: Mapping[str, str] | None = None,
+        facts: HostFacts | None = None,
         **deprecated: Any,
     ) -> None:
         values = {
@@ -134,7 +135,7 @@ class Policy:
         """The module functions' policy, with ``changes``: like upstream, no
         deadline, no output cap and memory up to the wasm32 maximum (the
         Rust host's ``Policy::default()``)."""
-        values: Dict[str, Any] = {
+        values: dict[str, Any] = {
             "deadline": None,
             "memory_limit": WASM32_MAX_MEMORY,
             "max_output": None,
@@ -142,7 +143,7 @@ class Policy:
         values.update(renamed(changes, "Policy.drop_in"))
         return cls(**values)
 
-    def _set(self, values: Dict[str, Any]) -> None:
+    def _set(self, values: dict[str, Any]) -> None:
         """Validates and stores ``values`` (every field)."""
         env_allow = values["env_allow"]
         if isinstance(env_allow, str):
@@ -170,7 +171,7 @@ class Policy:
         for key in _FIELDS:
             object.__setattr__(self, key, values[key])
 
-    def _update(self, changes: Dict[str, Any]) -> None:
+    def _update(self, changes: dict[str, Any]) -> None:
         """Changes fields in place (only :func:`._config.configure` does, on
         ``SETTINGS``)."""
         values = {k: getattr(self, k) for k in _FIELDS}
@@ -183,7 +184,7 @@ class Policy:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field {name!r} (a Policy is immutable)")
 
-    def _values(self) -> Tuple[Any, ...]:
+    def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, k) for k in _FIELDS)
 
     def __eq__(self, other: object) -> bool:
@@ -206,13 +207,13 @@ class Policy:
         return self.memory_limit
 
     @property
-    def deadline_s(self) -> Optional[float]:
+    def deadline_s(self) -> float | None:
         """Deprecated: :attr:`deadline`."""
         warnings.warn("Policy.deadline_s is deprecated: use deadline", DeprecationWarning, 2)
         return self.deadline
 
     @property
-    def env(self) -> Optional[Mapping[str, str]]:
+    def env(self) -> Mapping[str, str] | None:
         """Deprecated: :attr:`env_override`."""
         warnings.warn("Policy.env is deprecated: use env_override", DeprecationWarning, 2)
         return self.env_override
@@ -228,7 +229,7 @@ class Policy:
                 return True
         return False
 
-    def guest_env(self) -> Dict[str, str]:
+    def guest_env(self) -> dict[str, str]:
         """The environment the guest sees: ``env_override`` or ``os.environ``
         (read now), filtered by ``env_allow``."""
         source = self.env_override
@@ -245,7 +246,7 @@ class Policy:
             if k.startswith(_ENV_PREFIX_BYTES)
         }
 
-    def allowed_roots(self) -> Optional[Tuple[str, ...]]:
+    def allowed_roots(self) -> tuple[str, ...] | None:
         """The allowed directories, resolved; None in per-call mode."""
         if self.allow_dirs is None:
             return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 from ._config import SETTINGS, facts
 
@@ -42,14 +42,14 @@ LOW_FD_WARNING = (
 )
 
 
-def canonical_hash_name(hash_alg: str) -> Optional[str]:
+def canonical_hash_name(hash_alg: str) -> str | None:
     """The hashlib name of an accepted spelling (SPEC 4.2), else None."""
     if hash_alg in _EXACT:
         return hash_alg
     return _ANY_CASE.get(hash_alg.lower())
 
 
-def read_last_n_raw(file_path: Any, n: Any, chunk_size: Any) -> List[bytes]:
+def read_last_n_raw(file_path: Any, n: Any, chunk_size: Any) -> list[bytes]:
     """The last ``n`` pieces split at b'\\n' (upstream's checks and errors)."""
     assert n >= 0, f"n must be non-negative. Got {n}"
     assert chunk_size > 0, f"chunk_size must be positive. Got {chunk_size}"
@@ -62,7 +62,7 @@ def read_last_n_raw(file_path: Any, n: Any, chunk_size: Any) -> List[bytes]:
             pos = f.tell()
             if pos == 0:
                 return []
-            blocks: List[bytes] = []
+            blocks: list[bytes] = []
             newlines = 0
             while pos > 0 and newlines <= n:
                 size = min(chunk_size, pos)
@@ -79,13 +79,13 @@ def read_last_n_raw(file_path: Any, n: Any, chunk_size: Any) -> List[bytes]:
     return pieces[-n:]
 
 
-def decode_pieces(pieces: List[bytes], encoding: str, errors: str) -> List[str]:
+def decode_pieces(pieces: list[bytes], encoding: str, errors: str) -> list[str]:
     """Decodes each piece, strips trailing CRs, re-adds '\\n' except last."""
     out = [p.decode(encoding, errors).rstrip("\r") for p in pieces]
     return [s + "\n" for s in out[:-1]] + out[-1:]
 
 
-def _read_text(path: str) -> Optional[str]:
+def _read_text(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             return f.read().decode("utf-8")
@@ -93,7 +93,7 @@ def _read_text(path: str) -> Optional[str]:
         return None
 
 
-def _cgroup_path(rel: str) -> Optional[str]:
+def _cgroup_path(rel: str) -> str | None:
     root = SETTINGS.cgroup_root
     return None if root is None else os.path.join(root, rel)
 
@@ -103,7 +103,7 @@ def _is_cgroup_v2() -> bool:
     return p is not None and os.path.isfile(p)
 
 
-def cgroup_cpu_limit() -> Optional[float]:
+def cgroup_cpu_limit() -> float | None:
     """quota/period of the root cgroup, or None (SPEC 4.7 step 3)."""
     try:
         if _is_cgroup_v2():
@@ -136,7 +136,7 @@ def cgroup_cpu_limit() -> Optional[float]:
         return None
 
 
-def cgroup_memory_limit() -> Optional[int]:
+def cgroup_memory_limit() -> int | None:
     """The root cgroup memory limit in bytes, or None (SPEC 4.8 step 4)."""
     rel = "memory.max" if _is_cgroup_v2() else "memory/memory.limit_in_bytes"
     p = _cgroup_path(rel)
@@ -201,10 +201,10 @@ class PureBackend:
         prefix = len(" ".join(words[:i])) if i > 0 else 0
         return s[: max(prefix, max_length)] + "..."
 
-    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> List[str]:
+    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> list[str]:
         return decode_pieces(read_last_n_raw(path, n, chunk), "utf-8", errors)
 
-    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> List[bytes]:
+    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> list[bytes]:
         return read_last_n_raw(path, n, chunk)
 
     def hash_file(self, path: PathArg, hash_alg: str) -> Any:
@@ -223,7 +223,7 @@ class PureBackend:
     def estimate_fd_for_directory(self, path: PathArg) -> int:
         return 5 * len(os.listdir(path))
 
-    def get_cpu_count(self) -> Optional[int]:
+    def get_cpu_count(self) -> int | None:
         env = SETTINGS.guest_env()
         var = "SKYPILOT_POD_CPU_CORE_LIMIT"
         if var in env:
@@ -261,7 +261,7 @@ class PureBackend:
             total = limit
         return total / 1073741824.0
 
-    def get_parallel_threads(self, cloud_str: Optional[str]) -> int:
+    def get_parallel_threads(self, cloud_str: str | None) -> int:
         cpus = facts().os_cpu_count()
         if cpus is None:
             cpus = 1
@@ -269,8 +269,8 @@ class PureBackend:
         return max(4, cpus - 1) * mult
 
     def get_max_workers_for_file_mounts(
-        self, mounts: List[Tuple[str, PathArg]], cloud_str: Optional[str]
-    ) -> Tuple[int, Optional[str]]:
+        self, mounts: list[tuple[str, PathArg]], cloud_str: str | None
+    ) -> tuple[int, str | None]:
         soft, _hard = facts().nofile_limit()
         warning = LOW_FD_WARNING.format(soft) if soft is not None and soft < 1024 else None
         fd_per_rsync = 5

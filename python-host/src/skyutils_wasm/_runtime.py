@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 #: The packaged component.
 COMPONENT_PATH = Path(__file__).with_name("skyutils.wasm")
 
-_engines: Dict[bool, wasmtime.Engine] = {}
+_engines: dict[bool, wasmtime.Engine] = {}
 _engines_lock = threading.Lock()
 
 
@@ -58,11 +58,11 @@ class Runtime:
 
     def __init__(
         self,
-        wasm: Union[Path, bytes] = COMPONENT_PATH,
+        wasm: Path | bytes = COMPONENT_PATH,
         *,
         metered: bool = False,
-        capabilities: FrozenSet[str] = CAPABILITIES,
-        facts: Optional[HostFacts] = None,
+        capabilities: frozenset[str] = CAPABILITIES,
+        facts: HostFacts | None = None,
     ) -> None:
         self.metered = metered
         self.engine = engine(metered)
@@ -78,7 +78,7 @@ class Runtime:
         #: Where this component's export type descriptions are cached.
         self.types_path = self.cache.types_path
         #: Export type descriptions (``iface#name`` -> [params, result]).
-        self.types: Dict[str, Any] = self.cache.load_types()
+        self.types: dict[str, Any] = self.cache.load_types()
         self._types_lock = threading.Lock()
         self.linker = _capi.Linker(self.engine)
         self.linker.add_wasip2()
@@ -106,9 +106,9 @@ class Runtime:
 
     def session(
         self,
-        preopens: List[Tuple[bytes, str]],
-        env: Dict[str, str],
-        cgroup: Optional[str],
+        preopens: list[tuple[bytes, str]],
+        env: dict[str, str],
+        cgroup: str | None,
         limits: Policy,
     ) -> Session:
         """A new sandbox instance with exactly these read-only grants."""

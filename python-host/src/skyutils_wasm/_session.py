@@ -12,7 +12,7 @@ import collections
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -44,7 +44,7 @@ _STDERR_CAP = 4096
 _NO_DEADLINE_TICKS = 1 << 62
 
 
-def _deadline_ticks(deadline: Optional[float]) -> int:
+def _deadline_ticks(deadline: float | None) -> int:
     """A deadline in seconds (None: none) as epoch ticks."""
     return _NO_DEADLINE_TICKS if deadline is None else int(deadline / EPOCH_TICK_S) + 1
 
@@ -66,10 +66,10 @@ class Session:
 
     def __init__(
         self,
-        rt: "Runtime",
-        preopens: List[Tuple[bytes, str]],
-        env: Dict[str, str],
-        cgroup: Optional[str],
+        rt: Runtime,
+        preopens: list[tuple[bytes, str]],
+        env: dict[str, str],
+        cgroup: str | None,
         limits: Policy,
     ) -> None:
         self.rt = rt
@@ -77,9 +77,9 @@ class Session:
         #: The memory cap of this instance's store (set once, at creation).
         self.memory = limits.memory_limit
         self.lock = threading.RLock()
-        self.dead: Optional[str] = None
+        self.dead: str | None = None
         self.stderr = bytearray()
-        self.pending_drops: Deque[Any] = collections.deque()
+        self.pending_drops: collections.deque[Any] = collections.deque()
         store = wasmtime.Store(rt.engine)
         store.set_limits(memory_size=limits.memory_limit)
         wasi = wasmtime.WasiConfig()
@@ -90,7 +90,7 @@ class Session:
                 wasi.preopen_dir(cgroup, "/sys/fs/cgroup", False)
             except wasmtime.WasmtimeError:
                 pass
-        opened: List[int] = []
+        opened: list[int] = []
         try:
             for host, guest in preopens:
                 try:
@@ -110,7 +110,7 @@ class Session:
             if isinstance(e, wasmtime.Trap) or _is_trap(str(e)):
                 raise self._trap(e) from None
             raise PluginLoadError(f"component could not be instantiated: {e}") from None
-        self.funcs: Dict[str, _abi.FastFunc] = {}
+        self.funcs: dict[str, _abi.FastFunc] = {}
 
     def _on_stderr(self, data: bytes) -> None:
         if len(self.stderr) < _STDERR_CAP:
@@ -173,7 +173,10 @@ class Session:
             limit = min(self.limits.memory_limit, WASM32_MAX_MEMORY)
             m = _ALLOC_FAILED.search(said)
             requested = int(m.group(1)) if m else None
-            msg = f"sandboxed call exceeded the memory cap of {limit} bytes ({_memory_cap_name(limit)})"
+            msg = (
+                f"sandboxed call exceeded the memory cap of {limit} bytes"
+                f" ({_memory_cap_name(limit)})"
+            )
             if requested is not None:
                 msg += f": an allocation of {requested} bytes in the guest failed"
             if lines:
@@ -232,7 +235,7 @@ def _is_trap(text: str) -> bool:
     return any(w in text for w in ("wasm trap", "interrupt", "all fuel consumed", "unreachable"))
 
 
-def _c_api_path(host: bytes, opened: List[int]) -> str:
+def _c_api_path(host: bytes, opened: list[int]) -> str:
     """``host`` as the C API can take it: itself when UTF-8, else the
     descriptor directory's entry of a descriptor opened on it here (appended
     to ``opened``; the C API opens its own handle at once, so the caller

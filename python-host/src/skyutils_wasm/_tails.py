@@ -10,7 +10,7 @@ there is more, a ``tail`` resource whose ``next-*`` methods return the rest;
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any
 
 from ._errors import OutputTooLargeError
 
@@ -32,20 +32,20 @@ def _output_len(item: str) -> int:
 
 def take_pages(
     s: Session,
-    page: Dict[str, Any],
+    page: dict[str, Any],
     rest: Any,
     method: str,
     max_bytes: int,
-    cap: Optional[int],
-) -> List[str]:
+    cap: int | None,
+) -> list[str]:
     """The items of ``page`` and of every further page of the ``tail``
     resource ``rest`` (``method`` returns the next page), each page below
     wasmtime-py's per-call limit. A line split across pages (``continued``)
     is joined again; ``cap``, if any, applies to the whole result (as the
     policy's ``max_output``). ``rest`` is dropped at the end."""
-    out: List[str] = []
+    out: list[str] = []
     #: The parts of the last line so far (not yet in ``out``).
-    pending: List[str] = []
+    pending: list[str] = []
     open_line = False
     size = 0
     try:

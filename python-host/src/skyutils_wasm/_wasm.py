@@ -24,14 +24,14 @@ import gc
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any
 
 from . import _tails
 from ._config import SETTINGS
 from ._errors import CapabilityDeniedError, MissingExportError, raise_component_error
 from ._grants import PathArg, PathGrant, display_error, grant, guest_label, is_utf8, preopen_dirs
-from ._runtime import Runtime
 from ._policy import Policy
+from ._runtime import Runtime
 from ._session import Session
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class WasmBackend:
 
     name = "wasm"
 
-    def __init__(self, rt: Optional[Runtime] = None, policy: Optional[Policy] = None) -> None:
+    def __init__(self, rt: Runtime | None = None, policy: Policy | None = None) -> None:
         """The default backend (``SETTINGS``-driven) or, with ``policy``, a
         plugin's backend: every instance sees the policy's environment and
         cgroup view, grants follow ``policy.allow_dirs``."""
@@ -63,11 +63,11 @@ class WasmBackend:
         self._allowed = None if roots is None else tuple(os.fsencode(r) for r in roots)
         self._allowed_preopens = [(r, guest_label(r)) for r in self._allowed or ()]
         self._lock = threading.Lock()
-        self._pure: Optional[Session] = None
-        self._system: Dict[Any, Session] = {}
-        self._files: "collections.OrderedDict[Any, Session]" = collections.OrderedDict()
+        self._pure: Session | None = None
+        self._system: dict[Any, Session] = {}
+        self._files: collections.OrderedDict[Any, Session] = collections.OrderedDict()
         #: Whether the component exports ``tails``; None until first asked.
-        self._tails: Optional[bool] = None
+        self._tails: bool | None = None
         if policy is None:
             atexit.register(self._close)
         else:
@@ -92,14 +92,15 @@ class WasmBackend:
 
     # -- sessions -------------------------------------------------------
     def reset_sessions(self) -> None:
-        """Forgets every cached session (e.g. after fork or a settings change)."""
+        """Forgets every cached session: later calls build new instances
+        (at exit, before the wasmtime objects are freed; tests use it too)."""
         with self._lock:
             self._pure = None
             self._system.clear()
             self._files.clear()
 
     def _new_session(
-        self, preopens: List[Tuple[bytes, str]], env: Dict[str, str], cgroup: Optional[str]
+        self, preopens: list[tuple[bytes, str]], env: dict[str, str], cgroup: str | None
     ) -> Session:
         return self.rt.session(preopens, env, cgroup, self.limits)
 
@@ -120,7 +121,7 @@ class WasmBackend:
             self._pure = s
         return s
 
-    def _cgroup(self) -> Tuple[Optional[str], Any]:
+    def _cgroup(self) -> tuple[str | None, Any]:
         root = self.limits.cgroup_root
         if root is None:
             return None, None
@@ -129,12 +130,12 @@ class WasmBackend:
         except OSError:
             return None, None
 
-    def _env(self) -> Dict[str, str]:
+    def _env(self) -> dict[str, str]:
         if self.policy is None:
             return dict(SETTINGS.guest_env())
         return self._policy_env()
 
-    def _policy_env(self) -> Dict[str, str]:
+    def _policy_env(self) -> dict[str, str]:
         """A plugin's environment: its policy's variables that can cross
         into the component (UTF-8 names and values)."""
         assert self.policy is not None
@@ -152,9 +153,9 @@ class WasmBackend:
                 s = self._system[key] = self._new_session([], env, cgroup)
             return s
 
-    def _file_session(self, grants: List[PathGrant]) -> Session:
-        env: Dict[str, str] = {}
-        cgroup: Optional[str] = None
+    def _file_session(self, grants: list[PathGrant]) -> Session:
+        env: dict[str, str] = {}
+        cgroup: str | None = None
         extra: Any = None
         if self.policy is None:
             dirs = preopen_dirs(grants)
@@ -197,7 +198,7 @@ class WasmBackend:
 
     # -- helpers --------------------------------------------------------
     @staticmethod
-    def _ok(result: Any, g: Optional[PathGrant] = None) -> Any:
+    def _ok(result: Any, g: PathGrant | None = None) -> Any:
         ok, value = result
         if ok:
             return value
@@ -217,7 +218,7 @@ class WasmBackend:
         )
 
     # -- files ----------------------------------------------------------
-    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> List[str]:
+    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> list[str]:
         g = self._grant(path)
         if g.unnamed is not None:
             return self._unnamed(g).read_last_n_lines(path, n, chunk, errors)
@@ -229,7 +230,7 @@ class WasmBackend:
         r = s.call("tails", "read-last-n-lines", g.guest, n, chunk, errors, page, _tails.PAGE_ITEMS)
         return self._pages(s, self._ok(r, g), "[method]tail.next-lines", page)
 
-    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> List[bytes]:
+    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> list[bytes]:
         g = self._grant(path)
         if g.unnamed is not None:
             return self._unnamed(g).read_last_n_raw(path, n, chunk)
@@ -256,7 +257,7 @@ class WasmBackend:
             self._tails = has
         return has
 
-    def _pages(self, s: Session, first: Any, method: str, max_bytes: int) -> List[str]:
+    def _pages(self, s: Session, first: Any, method: str, max_bytes: int) -> list[str]:
         """The items of a paged result ``(page, rest)`` (:mod:`._tails`)."""
         page, rest = first
         if rest is None:  # the whole tail in one call: small results
@@ -300,7 +301,7 @@ class WasmBackend:
         is parsed by the pure backend, which shows it as upstream does."""
         return self.policy is not None or all(is_utf8(v) for v in SETTINGS.guest_env().values())
 
-    def get_cpu_count(self) -> Optional[int]:
+    def get_cpu_count(self) -> int | None:
         if not self._env_crosses():
             return self._python_backend().get_cpu_count()
         v = self._ok(self._system_session().call("system", "get-cpu-count"))
@@ -311,20 +312,23 @@ class WasmBackend:
             return self._python_backend().get_mem_size_gb()
         return self._ok(self._system_session().call("system", "get-mem-size-gb"))  # type: ignore[no-any-return]
 
-    def get_parallel_threads(self, cloud_str: Optional[str]) -> int:
+    def get_parallel_threads(self, cloud_str: str | None) -> int:
         return self._ok(  # type: ignore[no-any-return]
             self._pure_session().call("system", "get-parallel-threads", cloud_str)
         )
 
     def get_max_workers_for_file_mounts(
-        self, mounts: List[Tuple[str, PathArg]], cloud_str: Optional[str]
-    ) -> Tuple[int, Optional[str]]:
+        self, mounts: list[tuple[str, PathArg]], cloud_str: str | None
+    ) -> tuple[int, str | None]:
         grants = [self._grant(src) for _, src in mounts]
         for g in grants:
             if g.unnamed is not None:
                 return self._unnamed(g).get_max_workers_for_file_mounts(mounts, cloud_str)
         # Destinations are ignored (upstream only reads the values).
-        pairs = [(dst if is_utf8(dst) else "", g.guest) for (dst, _), g in zip(mounts, grants)]
+        pairs = [
+            (dst if is_utf8(dst) else "", g.guest)
+            for (dst, _), g in zip(mounts, grants, strict=True)
+        ]
         r = self._file_session(grants).call(
             "system", "get-max-workers-for-file-mounts", pairs, cloud_str
         )
@@ -342,6 +346,6 @@ class WasmBackend:
         return self._ok(self._pure_session().call("system", "find-free-port", start_port))  # type: ignore[no-any-return]
 
 
-def _dir_key(d: Union[str, bytes]) -> Tuple[Union[str, bytes], int, int]:
+def _dir_key(d: str | bytes) -> tuple[str | bytes, int, int]:
     st = os.stat(d)
     return (d, st.st_dev, st.st_ino)

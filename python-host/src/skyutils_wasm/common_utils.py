@@ -6,7 +6,7 @@ handling of :mod:`._args`.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Union
+from typing import Any
 
 from . import _args, _backend, _log
 
@@ -24,7 +24,7 @@ def read_last_n_lines(
     chunk_size: int = 8192,
     encoding: str = "utf-8",
     errors: str = "replace",
-) -> List[str]:
+) -> list[str]:
     """The last ``n`` lines of a file, read backwards in ``chunk_size`` blocks."""
     return _args.read_last_n_lines(_backend.get(), file_path, n, chunk_size, encoding, errors)
 
@@ -45,7 +45,7 @@ def base36_encode(hex_str: str) -> str:
     return _args.base36_encode(_backend.get(), hex_str)
 
 
-def format_float(num: Union[float, int], precision: int = 1) -> str:
+def format_float(num: float | int, precision: int = 1) -> str:
     """Fixed-notation text of ``num`` (ints verbatim, integral floats without
     a fraction, others with ``precision`` digits)."""
     return _args.format_float(_backend.get(), num, precision)
@@ -56,7 +56,7 @@ def truncate_long_string(s: str, max_length: int = 35, truncate_middle: bool = F
     return _args.truncate_long_string(_backend.get(), s, max_length, truncate_middle)
 
 
-def get_cpu_count() -> Optional[int]:
+def get_cpu_count() -> int | None:
     """CPUs available: ``SKYPILOT_POD_CPU_CORE_LIMIT``, else min(logical,
     affinity, cgroup quota)."""
     return _backend.get().get_cpu_count()

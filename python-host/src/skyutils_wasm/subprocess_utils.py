@@ -11,7 +11,7 @@ upstream).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from . import _args, _backend, _log
 
@@ -23,13 +23,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def get_parallel_threads(cloud_str: Optional[str] = None) -> int:
+def get_parallel_threads(cloud_str: str | None = None) -> int:
     """``max(4, cpu_count - 1)``, times 4 for Kubernetes."""
     return _args.get_parallel_threads(_backend.get(), cloud_str)
 
 
 def get_max_workers_for_file_mounts(
-    common_file_mounts: Dict[str, str], cloud_str: Optional[str] = None
+    common_file_mounts: dict[str, str], cloud_str: str | None = None
 ) -> int:
     """Worker count for syncing file mounts under the open-file limit."""
     return _args.get_max_workers_for_file_mounts(_backend.get(), common_file_mounts, cloud_str)
