@@ -26,6 +26,8 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime._managed import Managed
 
+from ._val import linker_add_func
+
 #: A JSON-able description of a component value type (see module doc).
 TypeDesc = Any
 
@@ -92,13 +94,9 @@ class LinkerInstance(Managed["ctypes._Pointer[ffi.wasmtime_component_linker_inst
         return LinkerInstance(out)
 
     def add_func(self, name: str, callback: Any, data: int, finalizer: Any) -> None:
-        """Defines ``name`` with a ``wasmtime_component_func_callback_t``."""
+        """Defines ``name`` with a :data:`._val.HOST_FUNC` callback."""
         buf, n = _name(name)
-        _check(
-            ffi.wasmtime_component_linker_instance_add_func(
-                self.ptr(), buf, n, callback, data, finalizer
-            )
-        )
+        _check(linker_add_func(self.ptr(), buf, n, callback, data, finalizer))
 
     def _delete(self, ptr: Any) -> None:
         ffi.wasmtime_component_linker_instance_delete(ptr)

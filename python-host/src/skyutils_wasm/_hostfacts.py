@@ -9,16 +9,26 @@ capability the policy does not grant makes its functions return
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 from typing import Any
-
-from wasmtime import _ffi as ffi
 
 from . import _capi, _config
 from ._facts import HostFacts
 from ._policy import CAPABILITIES
-from ._val import BOOL, OPTION, RESULT, U32, U64, Val, boxed, set_record, set_string, set_variant
+from ._val import (
+    BOOL,
+    FINALIZER,
+    HOST_FUNC,
+    OPTION,
+    RESULT,
+    U32,
+    U64,
+    Val,
+    boxed,
+    set_record,
+    set_string,
+    set_variant,
+)
 
 #: Writes a Python value into a (C-owned) value slot.
 Setter = Callable[[Val, Any], None]
@@ -79,20 +89,19 @@ def _write_result(out: Val, value: Any, error: str | None, set_ok: Setter) -> No
 
 _RAW_FUNCS: dict[int, tuple[Reader, Setter]] = {}
 _raw_ids = iter(range(1, 1 << 62))
-_VALS = ctypes.POINTER(Val)
 
 
-@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
+@HOST_FUNC  # type: ignore[untyped-decorator]
 def _raw_impl(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any) -> Any:
     def run() -> None:
         fn, set_ok = _RAW_FUNCS[idx or 0]
-        value, error = fn(ctypes.cast(args, _VALS))
-        _write_result(ctypes.cast(res, _VALS)[0], value, error, set_ok)
+        value, error = fn(args)
+        _write_result(res[0], value, error, set_ok)
 
     return _capi.catch_exceptions(run)
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
+@FINALIZER  # type: ignore[untyped-decorator]
 def _raw_finalize(idx: Any) -> None:
     _RAW_FUNCS.pop(idx or 0, None)
 

@@ -123,6 +123,25 @@ func_call.argtypes = [
 val_delete = _dll.wasmtime_component_val_delete
 val_delete.restype = None
 val_delete.argtypes = [POINTER(Val)]
+#: A host function's C signature (``wasmtime_component_func_callback_t``,
+#: with arguments and results in this layout and the unused context and
+#: type pointers untyped, which keeps each call cheap).
+HOST_FUNC = ctypes.CFUNCTYPE(
+    c_size_t, c_void_p, c_void_p, c_void_p, POINTER(Val), c_size_t, POINTER(Val), c_size_t
+)
+#: A host function's finalizer (called with its ``data`` when dropped).
+FINALIZER = ctypes.CFUNCTYPE(None, c_void_p)
+#: ``wasmtime_component_linker_instance_add_func`` taking a :data:`HOST_FUNC`.
+linker_add_func = _dll.wasmtime_component_linker_instance_add_func
+linker_add_func.restype = POINTER(ffi.wasmtime_error_t)
+linker_add_func.argtypes = [
+    POINTER(ffi.wasmtime_component_linker_instance_t),
+    ctypes.c_char_p,
+    c_size_t,
+    HOST_FUNC,
+    c_void_p,
+    FINALIZER,
+]
 _val_new = _dll.wasmtime_component_val_new
 _val_new.restype = POINTER(Val)
 _val_new.argtypes = [POINTER(Val)]
