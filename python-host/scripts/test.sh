@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The python-host checks: formatting, types, every vector on both backends,
+# The python-host checks: formatting, lint, types, every vector on both backends,
 # the trap/limit tests and the wheel test. Expects the repository's .venv (or
 # $VENV) and src/skyutils_wasm/skyutils.wasm copied from the guest build.
 set -euo pipefail
@@ -12,5 +12,6 @@ if [ ! -f src/skyutils_wasm/skyutils.wasm ]; then
   exit 2
 fi
 "$PY" -m ruff format --check src tests scripts
+"$PY" -m ruff check src tests scripts
 "$PY" -m mypy
 PYTHONPATH="$HERE/src" "$PY" -m pytest -q tests "$@"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Dict, Tuple
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -91,7 +92,7 @@ PATHS = st.one_of(
 )
 
 
-def outcome(f: Callable[[], Any]) -> Tuple[str, Any]:
+def outcome(f: Callable[[], Any]) -> tuple[str, Any]:
     try:
         r = f()
     except Exception as e:  # noqa: BLE001 - the outcome is what is compared
@@ -103,7 +104,7 @@ def outcome(f: Callable[[], Any]) -> Tuple[str, Any]:
 
 def same(call: Callable[[], Any]) -> None:
     """``call`` gives the same outcome on both backends."""
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     for name in ("wasm", "python"):
         skyutils_wasm.set_backend(name)
         results[name] = outcome(call)
@@ -140,7 +141,7 @@ def estimate_fd_for_directory(path: Any) -> None:
 
 @check
 @given(st.dictionaries(TEXT, PATHS, max_size=3), st.one_of(st.none(), TEXT))
-def get_max_workers_for_file_mounts(mounts: Dict[str, Any], cloud: Any) -> None:
+def get_max_workers_for_file_mounts(mounts: dict[str, Any], cloud: Any) -> None:
     same(lambda: su.get_max_workers_for_file_mounts(mounts, cloud))
 
 

@@ -21,25 +21,26 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any
 
 import pytest
 
-from skyutils_wasm import _cache, _wasm
+from skyutils_wasm import _cache, _runtime, _wasm
 
 
 def _copy_with_sidecar(tmp_path: Path, sidecar: str) -> Path:
     wasm = tmp_path / "skyutils.wasm"
-    shutil.copyfile(_wasm.COMPONENT_PATH, wasm)
+    shutil.copyfile(_runtime.COMPONENT_PATH, wasm)
     (tmp_path / "skyutils.wasm.sha256").write_text(sidecar)
     return wasm
 
 
 def test_packaged_digest_matches_the_component() -> None:
-    real = hashlib.sha256(_wasm.COMPONENT_PATH.read_bytes()).hexdigest()
-    assert _cache.packaged_digest(_wasm.COMPONENT_PATH) == real
-    assert _wasm.Runtime().component_sha256 == real
+    real = hashlib.sha256(_runtime.COMPONENT_PATH.read_bytes()).hexdigest()
+    assert _cache.packaged_digest(_runtime.COMPONENT_PATH) == real
+    assert _runtime.Runtime().component_sha256 == real
 
 
 def test_stale_or_malformed_sidecar_is_ignored(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_plugins_are_hashed_not_trusted(tmp_path: Path) -> None:
     # A component outside the package, with a digest file that lies: its own
     # digest is computed, so it can never claim another component's entry.
     wasm = _copy_with_sidecar(tmp_path, "ab" * 32)
-    rt = _wasm.Runtime(wasm, capabilities=frozenset())
+    rt = _runtime.Runtime(wasm, capabilities=frozenset())
     assert rt.component_sha256 == hashlib.sha256(wasm.read_bytes()).hexdigest()
 
 
@@ -71,11 +72,11 @@ def test_wasmtime_version_from_dist_info() -> None:
 
 def test_a_damaged_types_file_is_described_again(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setenv("SKYUTILS_CACHE_DIR", str(tmp_path))
-    rt = _wasm.Runtime()
+    rt = _runtime.Runtime()
     assert rt.types_path is not None and rt.types_path.parent == tmp_path
     for damage in ("{not json", '{"text#base36-encode": 7}', "[]"):
         rt.types_path.write_text(damage)
-        backend = _wasm.WasmBackend(_wasm.Runtime())
+        backend = _wasm.WasmBackend(_runtime.Runtime())
         assert backend.base36_encode("ff") == "73"
         assert backend.format_float(1.25, 1) == "1.2"
 
@@ -98,7 +99,7 @@ print(json.dumps({"out": out, "backend": info["backend"], "cache": info["compile
 RIGHT = ["73", "a...h"]
 
 
-def _run(cache: Path, code: str = PROBE) -> Tuple[Dict[str, Any], List[str]]:
+def _run(cache: Path, code: str = PROBE) -> tuple[dict[str, Any], list[str]]:
     """Runs ``code`` in a new interpreter (wasm backend forced): its JSON
     result and the cache module's log lines."""
     env = dict(
@@ -114,11 +115,11 @@ def _run(cache: Path, code: str = PROBE) -> Tuple[Dict[str, Any], List[str]]:
     return json.loads(proc.stdout.strip().splitlines()[-1]), logs
 
 
-def _entries(d: Path) -> List[Path]:
+def _entries(d: Path) -> list[Path]:
     return sorted(d.iterdir())
 
 
-def _warm(d: Path) -> Tuple[Path, Path]:
+def _warm(d: Path) -> tuple[Path, Path]:
     """Fills ``d`` with the packaged component's entries: (.cwasm, .types.json)."""
     got, _ = _run(d)
     assert got["out"] == RIGHT and got["backend"] == "wasm"
@@ -185,7 +186,7 @@ def test_damaged_entry_is_compiled_again_and_replaced(
 
 
 @pytest.fixture(scope="module")
-def plant(tmp_path_factory: pytest.TempPathFactory) -> Tuple[bytes, str]:
+def plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
     """A valid entry (digest included) of the evil plugin, and the name of
     the packaged component's entry: planting the first under the second name
     swaps the component if the plant is loaded."""
@@ -194,15 +195,15 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Tuple[bytes, str]:
     plugin_dir = tmp_path_factory.mktemp("plugin")
     _run(
         plugin_dir,
-        "from pathlib import Path; import json; from skyutils_wasm import _wasm; "
-        f"_wasm.Runtime(Path({str(EVIL)!r}), capabilities=frozenset()); print(json.dumps({{}}))",
+        "from pathlib import Path; import json; from skyutils_wasm import _runtime; "
+        f"_runtime.Runtime(Path({str(EVIL)!r}), capabilities=frozenset()); print(json.dumps({{}}))",
     )
     (evil,) = [p for p in _entries(plugin_dir) if p.suffix == ".cwasm"]
     cwasm, _ = _warm(tmp_path_factory.mktemp("packaged"))
     return evil.read_bytes(), cwasm.name
 
 
-def _planted(d: Path, plant: Tuple[bytes, str], dir_mode: int, file_mode: int) -> Path:
+def _planted(d: Path, plant: tuple[bytes, str], dir_mode: int, file_mode: int) -> Path:
     d.chmod(dir_mode)
     path = d / plant[1]
     path.write_bytes(plant[0])
@@ -211,7 +212,7 @@ def _planted(d: Path, plant: Tuple[bytes, str], dir_mode: int, file_mode: int) -
 
 
 def test_control_a_plant_in_a_trusted_directory_is_loaded(
-    tmp_path: Path, plant: Tuple[bytes, str]
+    tmp_path: Path, plant: tuple[bytes, str]
 ) -> None:
     _planted(tmp_path, plant, 0o700, 0o600)
     got, _ = _run(tmp_path)
@@ -219,7 +220,7 @@ def test_control_a_plant_in_a_trusted_directory_is_loaded(
 
 
 def test_plant_in_a_world_writable_directory_is_not_loaded(
-    tmp_path: Path, plant: Tuple[bytes, str]
+    tmp_path: Path, plant: tuple[bytes, str]
 ) -> None:
     path = _planted(tmp_path, plant, 0o777, 0o600)
     got, logs = _run(tmp_path)
@@ -234,7 +235,7 @@ def test_plant_in_a_world_writable_directory_is_not_loaded(
 
 
 def test_group_writable_entry_is_not_loaded_and_is_replaced(
-    tmp_path: Path, plant: Tuple[bytes, str]
+    tmp_path: Path, plant: tuple[bytes, str]
 ) -> None:
     path = _planted(tmp_path, plant, 0o700, 0o660)
     got, logs = _run(tmp_path)
@@ -244,7 +245,7 @@ def test_group_writable_entry_is_not_loaded_and_is_replaced(
     _assert_valid(path)
 
 
-def test_symlinked_entry_is_not_followed(tmp_path: Path, plant: Tuple[bytes, str]) -> None:
+def test_symlinked_entry_is_not_followed(tmp_path: Path, plant: tuple[bytes, str]) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.write_bytes(plant[0])
     elsewhere.chmod(0o600)
@@ -257,7 +258,7 @@ def test_symlinked_entry_is_not_followed(tmp_path: Path, plant: Tuple[bytes, str
 
 
 def test_foreign_owned_entry_and_directory_are_not_loaded(
-    tmp_path: Path, plant: Tuple[bytes, str]
+    tmp_path: Path, plant: tuple[bytes, str]
 ) -> None:
     if os.geteuid() != 0:
         pytest.skip("only root can make a file owned by another user")

@@ -11,13 +11,14 @@ import errno
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 import pytest
 
 import skyutils_wasm
-from skyutils_wasm import _facts, subprocess_utils
+from skyutils_wasm import _args, _facts
 from skyutils_wasm._facts import LinuxFacts, MacFacts, NativeFacts, WindowsFacts
 
 GIB = 1 << 30
@@ -31,9 +32,9 @@ class FakeLibc:
     the caller's buffer and its length into ``*oldlenp``; -1 and errno on
     failure (ENOENT for an unknown name, ENOMEM for a short buffer)."""
 
-    def __init__(self, values: Dict[str, bytes]) -> None:
+    def __init__(self, values: dict[str, bytes]) -> None:
         self.values = values
-        self.calls: List[str] = []
+        self.calls: list[str] = []
 
     def sysctlbyname(self, name: bytes, oldp: Any, oldlenp: Any, newp: Any, newlen: int) -> int:
         assert newp is None and newlen == 0
@@ -57,7 +58,7 @@ class FakeKernel32:
     ALL_PROCESSOR_GROUPS = 0xFFFF
 
     def __init__(
-        self, processors: int, total: Optional[int], processes: Dict[int, Optional[int]]
+        self, processors: int, total: int | None, processes: dict[int, int | None]
     ) -> None:
         self.processors = processors
         self.total = total
@@ -79,7 +80,7 @@ class FakeKernel32:
         st.ullAvailPhys = self.total // 2
         return 1
 
-    def OpenProcess(self, access: int, inherit: int, pid: int) -> Optional[int]:
+    def OpenProcess(self, access: int, inherit: int, pid: int) -> int | None:
         assert access == 0x1000 and not inherit  # PROCESS_QUERY_LIMITED_INFORMATION
         err = self.processes.get(pid, 87)
         if err is None:
@@ -113,7 +114,7 @@ def win(monkeypatch: pytest.MonkeyPatch) -> FakeKernel32:
     return k32
 
 
-def fake_kill(alive: List[int], denied: List[int]) -> Any:
+def fake_kill(alive: list[int], denied: list[int]) -> Any:
     def kill(pid: int, sig: int) -> None:
         assert sig == 0
         if pid in denied:
@@ -215,14 +216,14 @@ def test_linux_nofile_and_pids_without_procfs(monkeypatch: pytest.MonkeyPatch) -
 def backend(request: Any, tmp_path: Path) -> Iterator[str]:
     skyutils_wasm.set_backend(request.param)
     # No pod variables and no cgroup tree (as on macOS and Windows).
-    skyutils_wasm.configure(env={}, cgroup_root=str(tmp_path / "no-cgroup"))
-    subprocess_utils._reset_low_fd_warning()
+    skyutils_wasm.configure(env_override={}, cgroup_root=str(tmp_path / "no-cgroup"))
+    _args._reset_low_fd_warning()
     yield str(request.param)
-    skyutils_wasm.configure(facts=NativeFacts(), env=None, cgroup_root="/sys/fs/cgroup")
-    subprocess_utils._reset_low_fd_warning()
+    skyutils_wasm.configure(facts=NativeFacts(), env_override=None, cgroup_root="/sys/fs/cgroup")
+    _args._reset_low_fd_warning()
 
 
-def functions(tmp_path: Path) -> Tuple[Any, ...]:
+def functions(tmp_path: Path) -> tuple[Any, ...]:
     d = tmp_path / "d"
     d.mkdir(exist_ok=True)
     for i in range(30):
@@ -249,7 +250,7 @@ def test_functions_on_macos(
     skyutils_wasm.configure(facts=MacFacts())
     # soft limit 256: (256 - 100) // (5 * 30) = 1 worker, and the low-limit warning.
     assert functions(tmp_path) == (10, 16.0, 9, 1, True, True, False)
-    assert subprocess_utils._low_fd_warning_shown
+    assert _args._low_fd_warning_shown
 
 
 def test_functions_on_windows(
@@ -259,7 +260,7 @@ def test_functions_on_windows(
     skyutils_wasm.configure(facts=WindowsFacts())
     # No RLIMIT_NOFILE: the file-descriptor term does not constrain, no warning.
     assert functions(tmp_path) == (12, 32.0, 11, 11, True, True, False)
-    assert not subprocess_utils._low_fd_warning_shown
+    assert not _args._low_fd_warning_shown
     assert win.open_handles == 0
 
 
@@ -299,7 +300,7 @@ assert "resource" not in sys.modules
 assert _facts.LinuxFacts().nofile_limit() == (None, None)
 for backend in ("python", "wasm"):
     skyutils_wasm.set_backend(backend)
-    skyutils_wasm.configure(env={}, cgroup_root=None)
+    skyutils_wasm.configure(env_override={}, cgroup_root=None)
     threads = skyutils_wasm.get_parallel_threads()
     assert skyutils_wasm.get_max_workers_for_file_mounts({}) == threads, backend
     assert skyutils_wasm.base36_encode("ff") == "73"

@@ -10,7 +10,7 @@ from pathlib import Path
 import skyutils_wasm
 
 
-def _child(path: str, queue: "multiprocessing.Queue[object]") -> None:
+def _child(path: str, queue: multiprocessing.Queue[object]) -> None:
     queue.put((skyutils_wasm.read_last_n_lines(path, 2), skyutils_wasm.backend_info()["backend"]))
 
 
@@ -20,7 +20,7 @@ def test_forked_child_after_wasm_file_calls(tmp_path: Path) -> None:
     skyutils_wasm.set_backend("wasm")
     assert skyutils_wasm.read_last_n_lines(str(log), 2) == ["b\n", "c"]
     ctx = multiprocessing.get_context("fork")
-    queue: "multiprocessing.Queue[object]" = ctx.Queue()
+    queue: multiprocessing.Queue[object] = ctx.Queue()
     proc = ctx.Process(target=_child, args=(str(log), queue))
     proc.start()
     proc.join(timeout=30)

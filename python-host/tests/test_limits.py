@@ -8,14 +8,14 @@ test_plugins.py)."""
 from __future__ import annotations
 
 import os
-
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 import skyutils_wasm
-from skyutils_wasm import SandboxMemoryError, Settings
+from skyutils_wasm import MemoryLimitExceededError, Policy
 
 COUNT = 2_100_000
 LINE_LEN = 73  # with its newline
@@ -28,10 +28,10 @@ def line(i: int) -> str:
 @pytest.fixture
 def wasm() -> Iterator[None]:
     skyutils_wasm.set_backend("wasm")
-    defaults = Settings()
+    defaults = Policy.drop_in()
     yield
     skyutils_wasm.configure(
-        deadline_s=defaults.deadline_s,
+        deadline=defaults.deadline,
         memory_limit=defaults.memory_limit,
         max_output=defaults.max_output,
     )
@@ -48,11 +48,11 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_defaults_are_upstreams_no_limits() -> None:
-    s = Settings()
-    assert (s.deadline_s, s.memory_limit, s.max_output) == (None, 4 << 30, None)
+    s = Policy.drop_in()
+    assert (s.deadline, s.memory_limit, s.max_output) == (None, 4 << 30, None)
     # Plugins keep bounded defaults.
     p = skyutils_wasm.Policy()
-    assert (p.deadline, p.memory, p.max_output) == (30.0, 512 << 20, 64 << 20)
+    assert (p.deadline, p.memory_limit, p.max_output) == (30.0, 512 << 20, 64 << 20)
     unbounded = skyutils_wasm.Policy(deadline=None, max_output=None)
     assert (unbounded.deadline, unbounded.max_output) == (None, None)
 
@@ -98,7 +98,7 @@ def test_explicit_output_cap_still_applies_to_paged_tails(wasm: Any, big_log: Pa
 
 def test_explicit_memory_limit_names_the_limit_and_the_size(wasm: Any, big_log: Path) -> None:
     skyutils_wasm.configure(memory_limit=64 << 20)
-    with pytest.raises(SandboxMemoryError) as info:
+    with pytest.raises(MemoryLimitExceededError) as info:
         skyutils_wasm.read_last_n_lines(str(big_log), COUNT)
     size = COUNT * LINE_LEN
     assert isinstance(info.value, MemoryError)
@@ -154,7 +154,7 @@ def test_hash_longer_than_30_s_and_a_tail_past_4_gib(wasm: Any, tmp_path: Path) 
         f.truncate(8 << 30)
     assert skyutils_wasm.hash_file(str(p), "sha256").hexdigest() == SHA256_8_GIB_OF_ZEROS
     # No newline in 8 GiB: the last line cannot fit in a wasm32 guest.
-    with pytest.raises(SandboxMemoryError) as info:
+    with pytest.raises(MemoryLimitExceededError) as info:
         skyutils_wasm.read_last_n_lines(str(p), 1)
     assert (info.value.limit, info.value.requested) == (4 << 30, 8 << 30)
     assert "the wasm32 maximum" in str(info.value)

@@ -12,8 +12,9 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ class FsPath:
         return self.p
 
 
-def forms(p: bytes) -> List[Any]:
+def forms(p: bytes) -> list[Any]:
     """The ways a caller can spell one path."""
     return [os.fsdecode(p), p, Path(os.fsdecode(p)), FsPath(p)]
 
@@ -63,7 +64,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     skyutils_wasm.set_backend("wasm")
 
 
-def outcome(f: Callable[[], Any]) -> Tuple[str, Any]:
+def outcome(f: Callable[[], Any]) -> tuple[str, Any]:
     try:
         return ("ok", f())
     except Exception as e:  # noqa: BLE001 - the outcome is compared
@@ -83,8 +84,9 @@ def test_estimate_fd_errors_name_the_callers_path(tree: bytes, backend: str) -> 
         p = os.path.join(tree, rel)
         for form in forms(p):
             arg = os.fspath(form)
-            expected = outcome(lambda: len(os.listdir(arg)))
-            assert outcome(lambda: subprocess_utils.estimate_fd_for_directory(form)) == expected
+            expected = outcome(lambda arg=arg: len(os.listdir(arg)))
+            got = outcome(lambda form=form: subprocess_utils.estimate_fd_for_directory(form))
+            assert got == expected
 
 
 def test_read_last_n_lines_in_and_of_non_utf8_names(tree: bytes, backend: str) -> None:
@@ -164,7 +166,7 @@ class FixedLimit:
     def memory_total_bytes(self) -> int:
         return 1 << 30
 
-    def nofile_limit(self) -> Tuple[int, int]:
+    def nofile_limit(self) -> tuple[int, int]:
         return (self.soft, self.soft)
 
     def pid_exists(self, pid: int) -> bool:

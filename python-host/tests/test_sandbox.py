@@ -7,21 +7,21 @@ from typing import Any
 import pytest
 
 import skyutils_wasm
-from skyutils_wasm import SandboxMemoryError, SandboxTimeout
+from skyutils_wasm import DeadlineExceededError, MemoryLimitExceededError
 
 
 @pytest.fixture
 def wasm() -> Any:
     skyutils_wasm.set_backend("wasm")
-    skyutils_wasm.configure(env=None, cgroup_root="/sys/fs/cgroup")
+    skyutils_wasm.configure(env_override=None, cgroup_root="/sys/fs/cgroup")
     yield
-    skyutils_wasm.configure(deadline_s=None, memory_limit=4 << 30)
+    skyutils_wasm.configure(deadline=None, memory_limit=4 << 30)
 
 
 def test_memory_cap_then_recovers(wasm: Any) -> None:
     # A cap the caller asks for (the default is the wasm32 maximum).
     skyutils_wasm.configure(memory_limit=512 << 20)
-    with pytest.raises(SandboxMemoryError) as info:
+    with pytest.raises(MemoryLimitExceededError) as info:
         skyutils_wasm.format_float(1.5, 2_000_000_000)
     assert isinstance(info.value, MemoryError)
     assert isinstance(info.value, RuntimeError)
@@ -32,11 +32,11 @@ def test_memory_cap_then_recovers(wasm: Any) -> None:
 
 
 def test_deadline_then_recovers(wasm: Any) -> None:
-    skyutils_wasm.configure(deadline_s=0.05, memory_limit=4 << 30)
-    with pytest.raises(SandboxTimeout) as info:
+    skyutils_wasm.configure(deadline=0.05, memory_limit=4 << 30)
+    with pytest.raises(DeadlineExceededError) as info:
         skyutils_wasm.format_float(1.5, 300_000_000)
     assert "deadline" in str(info.value)
-    skyutils_wasm.configure(deadline_s=None)
+    skyutils_wasm.configure(deadline=None)
     assert skyutils_wasm.truncate_long_string("abcdef", 4, True) == "a..."
 
 

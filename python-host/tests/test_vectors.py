@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
-
-import skyutils_wasm
 from vectorlib import VECTORS_PATH, Env, run_as_nobody, run_call
 
-VECTORS: List[Dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+import skyutils_wasm
+
+VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 IS_ROOT = os.geteuid() == 0
 
 
@@ -19,11 +19,11 @@ IS_ROOT = os.geteuid() == 0
 def backend(request: Any) -> Any:
     skyutils_wasm.set_backend(request.param)
     yield request.param
-    skyutils_wasm.configure(env=None, cgroup_root="/sys/fs/cgroup")
+    skyutils_wasm.configure(env_override=None, cgroup_root="/sys/fs/cgroup")
 
 
 @pytest.mark.parametrize("vec", VECTORS, ids=[v["id"] for v in VECTORS])
-def test_vector(backend: str, vec: Dict[str, Any]) -> None:
+def test_vector(backend: str, vec: dict[str, Any]) -> None:
     requires = set(vec.get("requires", []))
     if "root" in requires and not IS_ROOT:
         pytest.fail("vector needs root (bind port 1); run the suite as root to cover it")

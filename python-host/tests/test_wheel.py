@@ -16,7 +16,7 @@ SMOKE = r"""
 import hashlib, json, os, tempfile
 from pathlib import Path
 import skyutils_wasm as s
-from skyutils_wasm import _cache, _wasm
+from skyutils_wasm import _cache, _runtime
 from skyutils_wasm import common_utils, subprocess_utils
 d = tempfile.mkdtemp()
 p = os.path.join(d, "f.txt")
@@ -39,7 +39,7 @@ out = {
     # The packaged digest file is shipped and vouches for the shipped bytes.
     "digest": s.backend_info()["component_sha256"]
     == hashlib.sha256((Path(s.__file__).parent / "skyutils.wasm").read_bytes()).hexdigest(),
-    "sidecar": _cache.packaged_digest(_wasm.COMPONENT_PATH) is not None,
+    "sidecar": _cache.packaged_digest(_runtime.COMPONENT_PATH) is not None,
 }
 print(json.dumps(out))
 """
@@ -58,6 +58,7 @@ def test_wheel(tmp_path: Path) -> None:
     assert "skyutils_wasm/skyutils.wasm" in names
     assert "skyutils_wasm/skyutils.wasm.sha256" in names
     assert "skyutils_wasm/_wasm.py" in names
+    assert "skyutils_wasm/_runtime.py" in names
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"

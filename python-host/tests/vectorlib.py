@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import logging
 import math
 import os
-import json
-import subprocess
-import sys
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 import skyutils_wasm
-from skyutils_wasm import subprocess_utils
+from skyutils_wasm import _args
 from skyutils_wasm._facts import NofileLimit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ class HostFactMissing(AssertionError):
 class FakeFacts:
     """Host facts from a vector's ``host`` object; unlisted facts raise."""
 
-    def __init__(self, host: Optional[Dict[str, Any]]) -> None:
+    def __init__(self, host: dict[str, Any] | None) -> None:
         self.h = host or {}
 
     def _get(self, key: str) -> Any:
@@ -39,13 +40,13 @@ class FakeFacts:
             raise HostFactMissing(f"host fact {key!r} not listed by the vector")
         return self.h[key]
 
-    def logical_cpu_count(self) -> Optional[int]:
+    def logical_cpu_count(self) -> int | None:
         return self._get("logical_cpus")  # type: ignore[no-any-return]
 
-    def affinity_cpu_count(self) -> Optional[int]:
+    def affinity_cpu_count(self) -> int | None:
         return self._get("affinity_cpus")  # type: ignore[no-any-return]
 
-    def os_cpu_count(self) -> Optional[int]:
+    def os_cpu_count(self) -> int | None:
         return self._get("os_cpu_count")  # type: ignore[no-any-return]
 
     def memory_total_bytes(self) -> int:
@@ -68,7 +69,7 @@ class FakeFacts:
         return True
 
 
-def decode(v: Any, tmp: Optional[str] = None) -> Any:
+def decode(v: Any, tmp: str | None = None) -> Any:
     """Typed JSON value (VECTORS.md section 2) to Python, substituting {tmp}."""
     if isinstance(v, str):
         return v.replace("{tmp}", tmp) if tmp is not None else v
@@ -91,7 +92,7 @@ def decode(v: Any, tmp: Optional[str] = None) -> Any:
     return v
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lcg(seed: int, size: int) -> bytes:
     """The MMIX LCG byte generator of VECTORS.md section 6."""
     x = seed
@@ -103,7 +104,7 @@ def lcg(seed: int, size: int) -> bytes:
     return bytes(out)
 
 
-def file_bytes(spec: Dict[str, Any]) -> bytes:
+def file_bytes(spec: dict[str, Any]) -> bytes:
     if "base64" in spec:
         return base64.b64decode(spec["base64"])
     g = spec["generate"]
@@ -112,9 +113,9 @@ def file_bytes(spec: Dict[str, Any]) -> bytes:
     return b"".join(base64.b64decode(s["base64"]) * s["repeat"] for s in g["segments"])
 
 
-def build_tree(root: str, files: Dict[str, Any]) -> None:
+def build_tree(root: str, files: dict[str, Any]) -> None:
     """Creates a fixture tree (VECTORS.md section 3.4)."""
-    modes: List[Tuple[str, int]] = []
+    modes: list[tuple[str, int]] = []
     for rel, spec in files.items():
         p = os.path.join(root, rel)
         os.makedirs(os.path.dirname(p), mode=0o755, exist_ok=True)
@@ -136,7 +137,7 @@ def build_tree(root: str, files: Dict[str, Any]) -> None:
         os.chmod(p, m)
 
 
-def build_cgroup(root: str, cg: Dict[str, Any]) -> None:
+def build_cgroup(root: str, cg: dict[str, Any]) -> None:
     for rel, spec in cg["files"].items():
         p = os.path.join(root, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -162,7 +163,7 @@ def _unlock(path: str) -> None:
 class Env:
     """A vector's environment: fixture dirs, settings; undone on exit."""
 
-    def __init__(self, vec: Dict[str, Any], tmp_override: Optional[str] = None) -> None:
+    def __init__(self, vec: dict[str, Any], tmp_override: str | None = None) -> None:
         self.vec = vec
         self.owned = tmp_override is None
         if tmp_override is not None:
@@ -174,11 +175,11 @@ class Env:
         self.tmp = os.path.join(self.base, "fx")
         os.mkdir(self.tmp, 0o755)
 
-    def __enter__(self) -> "Env":
+    def __enter__(self) -> Env:
         v = self.vec
         if v.get("files") and self.owned:
             build_tree(self.tmp, v["files"])
-        cgroup_root: Optional[str] = None
+        cgroup_root: str | None = None
         if "cgroup" in v:
             cgroup_root = os.path.join(self.base, "cgroup")
             if self.owned:
@@ -186,10 +187,10 @@ class Env:
                 build_cgroup(cgroup_root, v["cgroup"])
         skyutils_wasm.configure(
             facts=FakeFacts(v.get("host")),
-            env=dict(v.get("env") or {}),
+            env_override=dict(v.get("env") or {}),
             cgroup_root=cgroup_root,
         )
-        subprocess_utils._reset_low_fd_warning()
+        _args._reset_low_fd_warning()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -202,7 +203,7 @@ class Env:
 class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.records: List[str] = []
+        self.records: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record.getMessage())
@@ -214,11 +215,11 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float):
         return struct.pack(">d", a) == struct.pack(">d", b) or (math.isnan(a) and math.isnan(b))
     if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
-def _check_exc(e: BaseException, exp: Dict[str, Any], tmp: str, where: str) -> List[str]:
+def _check_exc(e: BaseException, exp: dict[str, Any], tmp: str, where: str) -> list[str]:
     want_cls, want_msg = exp["raises"], decode(exp["message"], tmp)
     got = f"{type(e).__name__}: {e}"
     if type(e).__name__ != want_cls or str(e) != want_msg:
@@ -226,8 +227,8 @@ def _check_exc(e: BaseException, exp: Dict[str, Any], tmp: str, where: str) -> L
     return []
 
 
-def _check_hash(obj: Any, exp: Dict[str, Any], tmp: str) -> List[str]:
-    errs: List[str] = []
+def _check_hash(obj: Any, exp: dict[str, Any], tmp: str) -> list[str]:
+    errs: list[str] = []
     L = exp.get("xof_length")
     hx = obj.hexdigest(L) if L is not None else obj.hexdigest()
     dg = obj.digest(L) if L is not None else obj.digest()
@@ -259,7 +260,7 @@ def _check_hash(obj: Any, exp: Dict[str, Any], tmp: str) -> List[str]:
     return errs
 
 
-def run_call(vec: Dict[str, Any], tmp: str) -> List[str]:
+def run_call(vec: dict[str, Any], tmp: str) -> list[str]:
     """Calls the function and returns a list of mismatches (empty = pass)."""
     fn = getattr(skyutils_wasm, vec["function"])
     args = decode(vec["args"], tmp)
@@ -298,7 +299,7 @@ def run_call(vec: Dict[str, Any], tmp: str) -> List[str]:
         lg.setLevel(old_level)
 
 
-def run_as_nobody(vec: Dict[str, Any], tmp: str, backend: str) -> List[str]:
+def run_as_nobody(vec: dict[str, Any], tmp: str, backend: str) -> list[str]:
     """Runs the call in a child interpreter that switches to uid/gid 65534
     right before the call. (A plain fork cannot be used: wasmtime's WASI
     filesystem runs on tokio worker threads, which do not survive fork.)"""
@@ -329,7 +330,7 @@ def _child_main() -> None:
     sys.stdout.write(json.dumps(out))
 
 
-def iter_ids(vectors: List[Dict[str, Any]]) -> Iterator[str]:
+def iter_ids(vectors: list[dict[str, Any]]) -> Iterator[str]:
     for v in vectors:
         yield v["id"]
 

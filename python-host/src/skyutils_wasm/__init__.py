@@ -13,7 +13,7 @@ from . import common_utils, subprocess_utils
 from ._backend import backend_info, set_backend
 from ._config import SETTINGS, Settings, configure
 from ._errors import (
-    CapabilityDenied,
+    DEPRECATED_NAMES,
     CapabilityDeniedError,
     DeadlineExceededError,
     MemoryLimitExceededError,
@@ -22,11 +22,9 @@ from ._errors import (
     OutputTooLargeError,
     PluginLoadError,
     SandboxError,
-    SandboxMemoryError,
-    SandboxTimeout,
     TrapError,
 )
-from ._config import CAPABILITIES
+from ._policy import CAPABILITIES, WASM32_MAX_MEMORY, Policy
 from .common_utils import (
     base36_encode,
     find_free_port,
@@ -46,16 +44,20 @@ from .subprocess_utils import (
 
 if TYPE_CHECKING:
     from ._plugin import Plugin, load
-    from ._policy import Policy
 
 __version__ = "0.1.0"
 
-# The plugin API is imported on first use (a dataclass-based Policy costs
-# milliseconds of import time that drop-in users should not pay).
-_LAZY = {"Plugin": "._plugin", "load": "._plugin", "Policy": "._policy"}
+# The plugin API is imported on first use.
+_LAZY = {"Plugin": "._plugin", "load": "._plugin"}
 
 
 def __getattr__(name: str) -> Any:
+    current = DEPRECATED_NAMES.get(name)
+    if current is not None:
+        import warnings
+
+        warnings.warn(f"skyutils_wasm.{name} is deprecated: use {current}", DeprecationWarning, 2)
+        return globals()[current]
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -68,7 +70,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CAPABILITIES",
-    "CapabilityDenied",
     "CapabilityDeniedError",
     "DeadlineExceededError",
     "MemoryLimitExceededError",
@@ -80,9 +81,8 @@ __all__ = [
     "Policy",
     "TrapError",
     "SETTINGS",
+    "WASM32_MAX_MEMORY",
     "SandboxError",
-    "SandboxMemoryError",
-    "SandboxTimeout",
     "Settings",
     "backend_info",
     "base36_encode",

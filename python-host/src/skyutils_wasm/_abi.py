@@ -2,8 +2,8 @@
 
 wasmtime-py's generic ``Func.__call__`` re-reads the function type through the
 C API on every call (~150 us). Here each export's type is inspected once and
-compiled into small lowering/lifting closures over a ctypes mirror of
-``wasmtime_component_val_t``. Arguments live in Python-owned memory (the C
+compiled into small lowering/lifting closures (one factory per value kind)
+over the package's value layout, :class:`._val.Val`. Arguments live in Python-owned memory (the C
 API only borrows them); the result tree is read once and freed with a single
 ``wasmtime_component_val_delete``.
 """
@@ -11,117 +11,45 @@ API only borrows them); the result tree is read once and freed with a single
 from __future__ import annotations
 
 import ctypes
-from ctypes import POINTER, c_bool, c_double, c_float, c_int32, c_int64, c_size_t
-from ctypes import c_uint8, c_uint32, c_uint64, c_void_p, string_at
-from typing import Any, Callable, List
+from collections.abc import Callable
+from ctypes import POINTER, c_void_p, string_at
+from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 
 from ._capi import Resource, TypeDesc, raise_last_exception
+from ._val import (
+    BOOL,
+    ENUM,
+    F64,
+    LIST,
+    OF,
+    OPTION,
+    RECORD,
+    RESOURCE,
+    RESULT,
+    S32,
+    S64,
+    STRING,
+    TUPLE,
+    U8,
+    U32,
+    U64,
+    VAL_SIZE,
+    VARIANT,
+    Val,
+    func_call,
+    read_name,
+    val_delete,
+)
 
-Keep = List[Any]
-
-
-class Val(ctypes.Structure):
-    """Layout-compatible mirror of ``wasmtime_component_val_t``."""
-
-
-class _Str(ctypes.Structure):
-    _fields_ = [("size", c_size_t), ("data", c_void_p)]
-
-
-class _StrIn(ctypes.Structure):
-    _fields_ = [("size", c_size_t), ("data", ctypes.c_char_p)]
-
-
-class _List(ctypes.Structure):
-    _fields_ = [("size", c_size_t), ("data", POINTER(Val))]
-
-
-class _Entry(ctypes.Structure):
-    pass
-
-
-class _Record(ctypes.Structure):
-    _fields_ = [("size", c_size_t), ("data", POINTER(_Entry))]
-
-
-class _Variant(ctypes.Structure):
-    _fields_ = [("disc", _Str), ("val", POINTER(Val))]
-
-
-class _VariantIn(ctypes.Structure):
-    _fields_ = [("disc", _StrIn), ("val", POINTER(Val))]
-
-
-class _Result(ctypes.Structure):
-    _fields_ = [("is_ok", c_bool), ("val", POINTER(Val))]
-
-
-class _Union(ctypes.Union):
-    _fields_ = [
-        ("boolean", c_bool),
-        ("u8", c_uint8),
-        ("s32", c_int32),
-        ("u32", c_uint32),
-        ("s64", c_int64),
-        ("u64", c_uint64),
-        ("f32", c_float),
-        ("f64", c_double),
-        ("str", _Str),
-        ("str_in", _StrIn),
-        ("list", _List),
-        ("record", _Record),
-        ("variant", _Variant),
-        ("variant_in", _VariantIn),
-        ("option", POINTER(Val)),
-        ("result", _Result),
-        ("resource", c_void_p),
-        ("_pad", c_uint8 * 24),
-    ]
-
-
-Val._fields_ = [("kind", c_uint8), ("of", _Union)]
-_Entry._fields_ = [("name", _Str), ("val", Val)]
-assert ctypes.sizeof(Val) == ctypes.sizeof(ffi.wasmtime_component_val_t)
-assert ctypes.sizeof(_Entry) == ctypes.sizeof(ffi.wasmtime_component_valrecord_entry)
-VAL_SIZE = ctypes.sizeof(Val)
-_OF = Val.of.offset
-
-# Kinds (wasmtime_component_valkind_t).
-BOOL, U8, S32, U32, S64, U64, F32, F64, STRING = 0, 2, 5, 6, 7, 8, 9, 10, 12
-LIST, RECORD, TUPLE, VARIANT, ENUM, OPTION, RESULT, RESOURCE = 13, 14, 15, 16, 17, 18, 19, 21
-
-_dll = ctypes.CDLL(ffi.dll._name)
-_func_call = _dll.wasmtime_component_func_call
-_func_call.restype = c_void_p
-_func_call.argtypes = [
-    POINTER(ffi.wasmtime_component_func_t),
-    POINTER(ffi.wasmtime_context_t),
-    POINTER(Val),
-    c_size_t,
-    POINTER(Val),
-    c_size_t,
-]
-_val_delete = _dll.wasmtime_component_val_delete
-_val_delete.restype = None
-_val_delete.argtypes = [POINTER(Val)]
+Keep = list[Any]
 
 Lower = Callable[[Any, Val, Keep], None]
 Lift = Callable[[Val], Any]
 
 _I64 = (-(1 << 63), (1 << 63) - 1)
-
-
-def _int_lower(kind: int, field: str, lo: int, hi: int) -> Lower:
-    def lower(v: Any, slot: Val, keep: Keep) -> None:
-        if not lo <= v <= hi:
-            raise OverflowError(f"{v} out of range for {field}")
-        slot.kind = kind
-        setattr(slot.of, field, v)
-
-    return lower
 
 
 def _string_lower(v: Any, slot: Val, keep: Keep) -> None:
@@ -150,7 +78,7 @@ def _bytes_lower(v: Any, slot: Val, keep: Keep) -> None:
         return
     buf = bytearray(n * VAL_SIZE)
     buf[0::VAL_SIZE] = bytes([U8]) * n
-    buf[_OF::VAL_SIZE] = data
+    buf[OF::VAL_SIZE] = data
     arr = (Val * n).from_buffer(buf)
     keep.append(buf)
     keep.append(arr)
@@ -162,7 +90,7 @@ def _bytes_lift(v: Val) -> bytes:
     if not n:
         return b""
     raw = string_at(ctypes.cast(v.of.list.data, c_void_p), n * VAL_SIZE)
-    return raw[_OF::VAL_SIZE]
+    return raw[OF::VAL_SIZE]
 
 
 _INT_RANGES = {
@@ -173,192 +101,255 @@ _INT_RANGES = {
 }
 
 
+# -- lowering: one factory per kind, ``ty`` -> Lower ---------------------------
+
+
+def _lower_bool(ty: TypeDesc) -> Lower:
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        slot.kind = BOOL
+        slot.of.boolean = bool(v)
+
+    return lower
+
+
+def _lower_int(ty: TypeDesc) -> Lower:
+    field = ty[0]
+    code, lo, hi = _INT_RANGES[field]
+
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        if not lo <= v <= hi:
+            raise OverflowError(f"{v} out of range for {field}")
+        slot.kind = code
+        setattr(slot.of, field, v)
+
+    return lower
+
+
+def _lower_f64(ty: TypeDesc) -> Lower:
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        slot.kind = F64
+        slot.of.f64 = v
+
+    return lower
+
+
+def _lower_list(ty: TypeDesc) -> Lower:
+    if ty[1] == ["u8"]:
+        return _bytes_lower
+    elem = compile_lower(ty[1])
+
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        n = len(v)
+        arr = (Val * n)()
+        keep.append(arr)
+        for i, item in enumerate(v):
+            elem(item, arr[i], keep)
+        slot.kind = LIST
+        slot.of.list.size = n
+        slot.of.list.data = ctypes.cast(arr, POINTER(Val))
+
+    return lower
+
+
+def _lower_tuple(ty: TypeDesc) -> Lower:
+    elems = [compile_lower(t) for t in ty[1]]
+
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        arr = (Val * len(elems))()
+        keep.append(arr)
+        for i, (f, item) in enumerate(zip(elems, v, strict=True)):
+            f(item, arr[i], keep)
+        slot.kind = TUPLE
+        slot.of.list.size = len(elems)
+        slot.of.list.data = ctypes.cast(arr, POINTER(Val))
+
+    return lower
+
+
+def _lower_enum(ty: TypeDesc) -> Lower:
+    names = {n: n.encode() for n in ty[1]}
+
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        b = names[v]
+        slot.kind = ENUM
+        slot.of.str_in.size = len(b)
+        slot.of.str_in.data = b
+
+    return lower
+
+
+def _lower_cell(inner: Lower, payload: Any, keep: Keep) -> Any:
+    """A pointer to a Python-owned cell holding ``payload``."""
+    cell = Val()
+    keep.append(cell)
+    inner(payload, cell, keep)
+    return ctypes.pointer(cell)
+
+
+def _lower_option(ty: TypeDesc) -> Lower:
+    inner = compile_lower(ty[1])
+
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        slot.kind = OPTION
+        slot.of.option = None if v is None else _lower_cell(inner, v, keep)
+
+    return lower
+
+
+def _lower_variant(ty: TypeDesc) -> Lower:
+    cases = {n: (n.encode(), None if t is None else compile_lower(t)) for n, t in ty[1]}
+
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        tag, payload = v
+        disc, inner = cases[tag]
+        slot.kind = VARIANT
+        slot.of.variant_in.disc.size = len(disc)
+        slot.of.variant_in.disc.data = disc
+        slot.of.variant_in.val = None if inner is None else _lower_cell(inner, payload, keep)
+
+    return lower
+
+
+def _lower_resource(ty: TypeDesc) -> Lower:
+    def lower(v: Any, slot: Val, keep: Keep) -> None:
+        slot.kind = RESOURCE
+        slot.of.resource = ctypes.cast(v.ptr(), c_void_p).value
+
+    return lower
+
+
+_LOWERS: dict[str, Callable[[TypeDesc], Lower]] = {
+    "bool": _lower_bool,
+    **{k: _lower_int for k in _INT_RANGES},
+    "f64": _lower_f64,
+    "string": lambda _ty: _string_lower,
+    "list": _lower_list,
+    "tuple": _lower_tuple,
+    "enum": _lower_enum,
+    "option": _lower_option,
+    "variant": _lower_variant,
+    "own": _lower_resource,
+    "borrow": _lower_resource,
+}
+
+
 def compile_lower(ty: TypeDesc) -> Lower:
     """A function writing a Python value of component type ``ty`` (a type
     description, see :mod:`._capi`) into a slot."""
-    kind = ty[0]
-    if kind == "bool":
+    factory = _LOWERS.get(ty[0])
+    if factory is None:
+        raise TypeError(f"unsupported parameter type {ty!r}")
+    return factory(ty)
 
-        def lower_bool(v: Any, slot: Val, keep: Keep) -> None:
-            slot.kind = BOOL
-            slot.of.boolean = bool(v)
 
-        return lower_bool
-    if kind in _INT_RANGES:
-        code, lo, hi = _INT_RANGES[kind]
-        return _int_lower(code, kind, lo, hi)
-    if kind == "f64":
+# -- lifting: one factory per kind, ``ty`` -> Lift ------------------------------
 
-        def lower_f64(v: Any, slot: Val, keep: Keep) -> None:
-            slot.kind = F64
-            slot.of.f64 = v
 
-        return lower_f64
-    if kind == "string":
-        return _string_lower
-    if kind == "list":
-        if ty[1] == ["u8"]:
-            return _bytes_lower
-        elem = compile_lower(ty[1])
+def _lift_scalar(ty: TypeDesc) -> Lift:
+    if ty[0] == "bool":
+        return lambda v: bool(v.of.boolean)
+    return lambda v, field=ty[0]: getattr(v.of, field)  # type: ignore[misc]
 
-        def lower_list(v: Any, slot: Val, keep: Keep) -> None:
-            n = len(v)
-            arr = (Val * n)()
-            keep.append(arr)
-            for i, item in enumerate(v):
-                elem(item, arr[i], keep)
-            slot.kind = LIST
-            slot.of.list.size = n
-            slot.of.list.data = ctypes.cast(arr, POINTER(Val))
 
-        return lower_list
-    if kind == "tuple":
-        elems = [compile_lower(t) for t in ty[1]]
+def _lift_list(ty: TypeDesc) -> Lift:
+    if ty[1] == ["u8"]:
+        return _bytes_lift
+    elem = compile_lift(ty[1])
 
-        def lower_tuple(v: Any, slot: Val, keep: Keep) -> None:
-            arr = (Val * len(elems))()
-            keep.append(arr)
-            for i, (f, item) in enumerate(zip(elems, v)):
-                f(item, arr[i], keep)
-            slot.kind = TUPLE
-            slot.of.list.size = len(elems)
-            slot.of.list.data = ctypes.cast(arr, POINTER(Val))
+    def lift(v: Val) -> list[Any]:
+        data = v.of.list.data
+        return [elem(data[i]) for i in range(v.of.list.size)]
 
-        return lower_tuple
-    if kind == "enum":
-        names = {n: n.encode() for n in ty[1]}
+    return lift
 
-        def lower_enum(v: Any, slot: Val, keep: Keep) -> None:
-            b = names[v]
-            slot.kind = ENUM
-            slot.of.str_in.size = len(b)
-            slot.of.str_in.data = b
 
-        return lower_enum
-    if kind == "option":
-        inner = compile_lower(ty[1])
+def _lift_tuple(ty: TypeDesc) -> Lift:
+    elems = [compile_lift(t) for t in ty[1]]
 
-        def lower_option(v: Any, slot: Val, keep: Keep) -> None:
-            slot.kind = OPTION
-            if v is None:
-                slot.of.option = None
-                return
-            cell = Val()
-            keep.append(cell)
-            inner(v, cell, keep)
-            slot.of.option = ctypes.pointer(cell)
+    def lift(v: Val) -> Any:
+        data = v.of.list.data
+        return tuple(f(data[i]) for i, f in enumerate(elems))
 
-        return lower_option
-    if kind == "variant":
-        cases = {n: (n.encode(), None if t is None else compile_lower(t)) for n, t in ty[1]}
+    return lift
 
-        def lower_variant(v: Any, slot: Val, keep: Keep) -> None:
-            tag, payload = v
-            disc, inner = cases[tag]
-            slot.kind = VARIANT
-            slot.of.variant_in.disc.size = len(disc)
-            slot.of.variant_in.disc.data = disc
-            if inner is None:
-                slot.of.variant_in.val = None
-                return
-            cell = Val()
-            keep.append(cell)
-            inner(payload, cell, keep)
-            slot.of.variant_in.val = ctypes.pointer(cell)
 
-        return lower_variant
-    if kind in ("own", "borrow"):
+def _lift_record(ty: TypeDesc) -> Lift:
+    fields = [(n, compile_lift(t)) for n, t in ty[1]]
 
-        def lower_resource(v: Any, slot: Val, keep: Keep) -> None:
-            slot.kind = RESOURCE
-            slot.of.resource = ctypes.cast(v.ptr(), c_void_p).value
+    def lift(v: Val) -> Any:
+        data = v.of.record.data
+        return {n: f(data[i].val) for i, (n, f) in enumerate(fields)}
 
-        return lower_resource
-    raise TypeError(f"unsupported parameter type {ty!r}")
+    return lift
+
+
+def _lift_option(ty: TypeDesc) -> Lift:
+    inner = compile_lift(ty[1])
+
+    def lift(v: Val) -> Any:
+        p = v.of.option
+        return inner(p.contents) if p else None
+
+    return lift
+
+
+def _lift_result(ty: TypeDesc) -> Lift:
+    ok = None if ty[1] is None else compile_lift(ty[1])
+    err = None if ty[2] is None else compile_lift(ty[2])
+
+    def lift(v: Val) -> Any:
+        r = v.of.result
+        if r.is_ok:
+            return (True, ok(r.val.contents) if ok and r.val else None)
+        return (False, err(r.val.contents) if err and r.val else None)
+
+    return lift
+
+
+def _lift_variant(ty: TypeDesc) -> Lift:
+    cases = {n: None if t is None else compile_lift(t) for n, t in ty[1]}
+
+    def lift(v: Val) -> Any:
+        tag = read_name(v.of.variant.disc)
+        inner = cases[tag]
+        p = v.of.variant.val
+        return (tag, inner(p.contents) if inner and p else None)
+
+    return lift
+
+
+def _lift_own(ty: TypeDesc) -> Lift:
+    def lift(v: Val) -> Any:
+        addr = v.of.resource
+        v.kind = BOOL  # ownership moves to the Python object
+        v.of.boolean = False
+        return Resource(ctypes.cast(addr, POINTER(ffi.wasmtime_component_resource_any_t)))
+
+    return lift
+
+
+_LIFTS: dict[str, Callable[[TypeDesc], Lift]] = {
+    **{k: _lift_scalar for k in ("bool", "s64", "u64", "s32", "u32", "u8", "f64", "f32")},
+    "string": lambda _ty: _string_lift,
+    "enum": lambda _ty: _string_lift,
+    "list": _lift_list,
+    "tuple": _lift_tuple,
+    "record": _lift_record,
+    "option": _lift_option,
+    "result": _lift_result,
+    "variant": _lift_variant,
+    "own": _lift_own,
+}
 
 
 def compile_lift(ty: TypeDesc) -> Lift:
     """A function reading a value of component type ``ty`` (results are
     ``(True, ok)`` / ``(False, err)``, variants ``(tag, payload)``, records
     dicts, options ``None`` or the value)."""
-    kind = ty[0]
-    if kind == "bool":
-        return lambda v: bool(v.of.boolean)
-    if kind in ("s64", "u64", "s32", "u32", "u8", "f64", "f32"):
-        return lambda v, field=kind: getattr(v.of, field)  # type: ignore[misc]
-    if kind in ("string", "enum"):
-        return _string_lift
-    if kind == "list":
-        if ty[1] == ["u8"]:
-            return _bytes_lift
-        elem = compile_lift(ty[1])
-
-        def lift_list(v: Val) -> List[Any]:
-            data = v.of.list.data
-            return [elem(data[i]) for i in range(v.of.list.size)]
-
-        return lift_list
-    if kind == "tuple":
-        elems = [compile_lift(t) for t in ty[1]]
-
-        def lift_tuple(v: Val) -> Any:
-            data = v.of.list.data
-            return tuple(f(data[i]) for i, f in enumerate(elems))
-
-        return lift_tuple
-    if kind == "record":
-        fields = [(n, compile_lift(t)) for n, t in ty[1]]
-
-        def lift_record(v: Val) -> Any:
-            data = v.of.record.data
-            return {n: f(data[i].val) for i, (n, f) in enumerate(fields)}
-
-        return lift_record
-    if kind == "option":
-        inner = compile_lift(ty[1])
-
-        def lift_option(v: Val) -> Any:
-            p = v.of.option
-            return inner(p.contents) if p else None
-
-        return lift_option
-    if kind == "result":
-        ok_t, err_t = ty[1], ty[2]
-        ok = None if ok_t is None else compile_lift(ok_t)
-        err = None if err_t is None else compile_lift(err_t)
-
-        def lift_result(v: Val) -> Any:
-            r = v.of.result
-            if r.is_ok:
-                return (True, ok(r.val.contents) if ok and r.val else None)
-            return (False, err(r.val.contents) if err and r.val else None)
-
-        return lift_result
-    if kind == "variant":
-        cases = {n: None if t is None else compile_lift(t) for n, t in ty[1]}
-
-        def lift_variant(v: Val) -> Any:
-            tag = _string_lift_name(v.of.variant.disc)
-            inner = cases[tag]
-            p = v.of.variant.val
-            return (tag, inner(p.contents) if inner and p else None)
-
-        return lift_variant
-    if kind == "own":
-
-        def lift_own(v: Val) -> Any:
-            addr = v.of.resource
-            v.kind = BOOL  # ownership moves to the Python object
-            v.of.boolean = False
-            ptr = ctypes.cast(addr, POINTER(ffi.wasmtime_component_resource_any_t))
-            return Resource(ptr)
-
-        return lift_own
-    raise TypeError(f"unsupported result type {ty!r}")
-
-
-def _string_lift_name(s: _Str) -> str:
-    return string_at(s.data, s.size).decode("utf-8")
+    factory = _LIFTS.get(ty[0])
+    if factory is None:
+        raise TypeError(f"unsupported result type {ty!r}")
+    return factory(ty)
 
 
 def output_size(v: Val) -> int:
@@ -405,7 +396,7 @@ class FastFunc:
 
     __slots__ = ("_func", "_lowers", "_lift", "_n", "_argty")
 
-    def __init__(self, func: Any, params: List[TypeDesc], result: TypeDesc) -> None:
+    def __init__(self, func: Any, params: list[TypeDesc], result: TypeDesc) -> None:
         """``func`` is a raw ``wasmtime_component_func_t``; ``params`` and
         ``result`` describe its type."""
         self._func = func
@@ -413,10 +404,6 @@ class FastFunc:
         self._lift = None if result is None else compile_lift(result)
         self._n = len(self._lowers)
         self._argty = Val * self._n
-
-    def __call__(self, ctx: Any, *args: Any) -> Any:
-        """Calls the export in the store whose context pointer is ``ctx``."""
-        return self.call(ctx, args, None)
 
     def call(self, ctx: Any, args: Any, max_output: Any) -> Any:
         """Calls the export; a result over ``max_output`` bytes (None: no
@@ -427,9 +414,7 @@ class FastFunc:
             lower(args[i], argv[i], keep)
         lift = self._lift
         out = Val()
-        err = _func_call(
-            ctypes.byref(self._func), ctx, argv, self._n, out, 0 if lift is None else 1
-        )
+        err = func_call(ctypes.byref(self._func), ctx, argv, self._n, out, 0 if lift is None else 1)
         if err:
             error = WasmtimeError._from_ptr(ctypes.cast(err, POINTER(ffi.wasmtime_error_t)))
             raise_last_exception()
@@ -443,4 +428,4 @@ class FastFunc:
                     raise OutputLimit(size, max_output)
             return lift(out)
         finally:
-            _val_delete(out)
+            val_delete(out)

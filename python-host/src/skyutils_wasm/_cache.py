@@ -28,7 +28,7 @@ import os
 import stat
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any
 
 import wasmtime
 
@@ -42,7 +42,7 @@ _ENGINE_CONFIG_KEY = "epoch_interruption=1;opt=speed;v2"
 _LOGGER = "skyutils_wasm.cache"
 
 
-def cache_dir() -> Optional[Path]:
+def cache_dir() -> Path | None:
     """``$SKYUTILS_CACHE_DIR``, else ``$XDG_CACHE_HOME/skyutils``, else
     ``~/.cache/skyutils``."""
     if os.environ.get("SKYUTILS_CACHE_DIR"):
@@ -53,7 +53,7 @@ def cache_dir() -> Optional[Path]:
     return Path(home) / ".cache" / "skyutils" if home else None
 
 
-_wasmtime_version: Optional[str] = None
+_wasmtime_version: str | None = None
 
 
 def wasmtime_version() -> str:
@@ -79,7 +79,7 @@ def wasmtime_version() -> str:
     return _wasmtime_version
 
 
-def sha256(data: Union[bytes, bytearray, memoryview]) -> bytes:
+def sha256(data: bytes | bytearray | memoryview) -> bytes:
     """SHA-256 of ``data``; :mod:`hashlib` is imported here, on first use
     (loading OpenSSL costs ~3 ms, hashing a 1 MiB artifact ~1 ms)."""
     import hashlib
@@ -92,7 +92,7 @@ def sha256_hex(data: bytes) -> str:
     return sha256(data).hex()
 
 
-def packaged_digest(path: Path) -> Optional[str]:
+def packaged_digest(path: Path) -> str | None:
     """The SHA-256 the build recorded for the packaged component
     (``skyutils.wasm.sha256``, sha256sum format, written by ``make
     component``), if that file is at least as new as the component. Only
@@ -109,7 +109,7 @@ def packaged_digest(path: Path) -> Optional[str]:
     return digest
 
 
-def untrusted(st: os.stat_result) -> Optional[str]:
+def untrusted(st: os.stat_result) -> str | None:
     """Why a cache directory or file with this status may not be used (None
     when it is owned by the current user and not group/other-writable).
     Where there is no POSIX owner (Windows: ACLs) nothing on disk is
@@ -130,7 +130,7 @@ def _debug(message: str) -> None:
     _log.get(_LOGGER).debug(message)
 
 
-def read_entry(path: Path) -> Union[memoryview, str]:
+def read_entry(path: Path) -> memoryview | str:
     """The verified payload of the entry at ``path`` (its directory already
     trusted), or why it cannot be used. The file is opened once, without
     following a symlink, and checked through that descriptor."""
@@ -199,9 +199,9 @@ class ComponentCache:
         #: What happened to the compiled component (for ``backend_info``).
         self.note = ""
         #: Where the export type descriptions are cached (None: not cached).
-        self.types_path: Optional[Path] = None
+        self.types_path: Path | None = None
         self.dir = cache_dir()
-        self.path: Optional[Path] = None
+        self.path: Path | None = None
         #: Whether entries may be read and written (the directory is ours).
         self.trusted = False
         if self.dir is None:
@@ -214,7 +214,7 @@ class ComponentCache:
         self.path = self.dir / f"skyutils-{component_sha256[:32]}-{runtime:08x}.cwasm"
         self.types_path = self.path.with_suffix(".types.json")
 
-    def _open_dir(self, create: bool) -> Optional[str]:
+    def _open_dir(self, create: bool) -> str | None:
         """Why the directory may not be used (None: it is trusted), creating
         it owner-only when ``create``."""
         assert self.dir is not None
@@ -278,7 +278,7 @@ class ComponentCache:
             self.note = f"compiled, cache not writable: {e}"
         return component
 
-    def load_types(self) -> Dict[str, Any]:
+    def load_types(self) -> dict[str, Any]:
         """The cached export type descriptions ({} when absent, unusable or
         not trusted)."""
         if self.types_path is None or not self.trusted:
@@ -294,7 +294,7 @@ class ComponentCache:
             return {}
         return types if isinstance(types, dict) else {}
 
-    def store_types(self, types: Dict[str, Any]) -> None:
+    def store_types(self, types: dict[str, Any]) -> None:
         """Stores the export type descriptions (only in a trusted directory;
         a cache that cannot be written only costs speed)."""
         if self.types_path is None or not self.trusted:

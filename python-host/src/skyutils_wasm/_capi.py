@@ -17,18 +17,21 @@ A type description is plain JSON-able data: ``["string"]``, ``["u64"]``,
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from ctypes import POINTER, byref
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any
 
 import wasmtime
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime._managed import Managed
 
+from ._val import linker_add_func
+
 #: A JSON-able description of a component value type (see module doc).
 TypeDesc = Any
 
-_LAST_EXCEPTION: Optional[BaseException] = None
+_LAST_EXCEPTION: BaseException | None = None
 
 
 def _check(err: Any) -> None:
@@ -36,7 +39,7 @@ def _check(err: Any) -> None:
         raise WasmtimeError._from_ptr(err)
 
 
-def _name(name: str) -> Tuple[Any, int]:
+def _name(name: str) -> tuple[Any, int]:
     b = name.encode()
     return ctypes.create_string_buffer(b), len(b)
 
@@ -52,7 +55,7 @@ class Component(Managed["ctypes._Pointer[ffi.wasmtime_component_t]"]):  # type: 
         self._set_ptr(ptr)
 
     @classmethod
-    def deserialize(cls, engine: wasmtime.Engine, buf: Any, size: int) -> "Component":
+    def deserialize(cls, engine: wasmtime.Engine, buf: Any, size: int) -> Component:
         """Loads an artifact written by :meth:`serialize` from ``size`` bytes
         at ``buf`` (a ctypes ``c_uint8`` array; wasmtime copies them). The
         caller vouches for the bytes: they are loaded as native code."""
@@ -80,7 +83,7 @@ class LinkerInstance(Managed["ctypes._Pointer[ffi.wasmtime_component_linker_inst
     def __init__(self, ptr: Any) -> None:
         self._set_ptr(ptr)
 
-    def add_instance(self, name: str) -> "LinkerInstance":
+    def add_instance(self, name: str) -> LinkerInstance:
         """The nested instance ``name`` (close it before using the linker)."""
         out = POINTER(ffi.wasmtime_component_linker_instance_t)()
         _check(
@@ -91,13 +94,9 @@ class LinkerInstance(Managed["ctypes._Pointer[ffi.wasmtime_component_linker_inst
         return LinkerInstance(out)
 
     def add_func(self, name: str, callback: Any, data: int, finalizer: Any) -> None:
-        """Defines ``name`` with a ``wasmtime_component_func_callback_t``."""
+        """Defines ``name`` with a :data:`._val.HOST_FUNC` callback."""
         buf, n = _name(name)
-        _check(
-            ffi.wasmtime_component_linker_instance_add_func(
-                self.ptr(), buf, n, callback, data, finalizer
-            )
-        )
+        _check(linker_add_func(self.ptr(), buf, n, callback, data, finalizer))
 
     def _delete(self, ptr: Any) -> None:
         ffi.wasmtime_component_linker_instance_delete(ptr)
@@ -117,7 +116,7 @@ class Linker(Managed["ctypes._Pointer[ffi.wasmtime_component_linker_t]"]):  # ty
         """The root instance (close it before instantiating)."""
         return LinkerInstance(ffi.wasmtime_component_linker_root(self.ptr()))
 
-    def instantiate(self, store: wasmtime.Store, component: Component) -> "Instance":
+    def instantiate(self, store: wasmtime.Store, component: Component) -> Instance:
         """Instantiates ``component`` in ``store``."""
         instance = ffi.wasmtime_component_instance_t()
         err = ffi.wasmtime_component_linker_instantiate(
@@ -206,7 +205,7 @@ def raise_last_exception() -> None:
         raise exn
 
 
-def describe_func(func: Any, store: wasmtime.Store) -> Tuple[List[TypeDesc], TypeDesc]:
+def describe_func(func: Any, store: wasmtime.Store) -> tuple[list[TypeDesc], TypeDesc]:
     """The parameter types and result type (None: no result) of a raw
     component function, described with wasmtime-py's type reflection
     (imported here, on first need)."""

@@ -4,7 +4,7 @@ Python exceptions SkyPilot raises."""
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, NoReturn, Optional
+from typing import Any, NoReturn
 
 
 class SandboxError(RuntimeError):
@@ -21,22 +21,22 @@ class TrapError(SandboxError):
     kind = "Trap"
 
 
-class SandboxTimeout(SandboxError):
+class DeadlineExceededError(SandboxError):
     """A call ran past its deadline (epoch interruption)."""
 
     kind = "DeadlineExceeded"
 
 
-class SandboxMemoryError(SandboxError, MemoryError):
+class MemoryLimitExceededError(SandboxError, MemoryError):
     """A call needed more linear memory than the cap allows (the caller's
-    ``memory_limit``/``memory``, or the 4 GiB a wasm32 guest can address).
+    ``memory_limit``, or the 4 GiB a wasm32 guest can address).
     ``limit`` is that cap in bytes and ``requested`` the size of the guest
     allocation that failed, when known."""
 
     kind = "MemoryLimitExceeded"
 
     def __init__(
-        self, message: str, limit: Optional[int] = None, requested: Optional[int] = None
+        self, message: str, limit: int | None = None, requested: int | None = None
     ) -> None:
         super().__init__(message)
         self.limit = limit
@@ -76,27 +76,27 @@ class PluginLoadError(SandboxError):
     kind = "LoadError"
 
 
-class CapabilityDenied(SandboxError):
-    """The host policy refused a capability or a path."""
+class CapabilityDeniedError(SandboxError, PermissionError):
+    """The host policy refused a capability or a path (also a
+    ``PermissionError``)."""
 
     kind = "CapabilityDenied"
 
 
-class CapabilityDeniedError(CapabilityDenied, PermissionError):
-    """What is raised for a refused capability or path: a ``CapabilityDenied``
-    that is also a ``PermissionError``."""
+#: Deprecated names of the exception classes: ``old -> current``.
+DEPRECATED_NAMES = {
+    "SandboxTimeout": "DeadlineExceededError",
+    "SandboxMemoryError": "MemoryLimitExceededError",
+    "CapabilityDenied": "CapabilityDeniedError",
+}
 
 
-DeadlineExceededError = SandboxTimeout
-MemoryLimitExceededError = SandboxMemoryError
-
-
-def make_os_error(o: Dict[str, Any]) -> OSError:
+def make_os_error(o: dict[str, Any]) -> OSError:
     """Builds a real ``OSError`` subclass whose ``str()`` is ``o['message']``."""
     message: str = o["message"]
-    errno: Optional[int] = o.get("errno")
-    strerror: Optional[str] = o.get("strerror")
-    filename: Optional[str] = o.get("filename")
+    errno: int | None = o.get("errno")
+    strerror: str | None = o.get("strerror")
+    filename: str | None = o.get("filename")
     exc: OSError
     if errno is not None and strerror is not None:
         if filename is not None:

@@ -20,26 +20,25 @@ import ctypes
 import errno
 import os
 import sys
-from typing import Any, Optional, Protocol, Tuple, Type
+from typing import Any, Protocol
 
 from . import _log
 
-
 #: Whether procfs is mounted (checked once: it does not come and go).
-_has_procfs: Optional[bool] = None
+_has_procfs: bool | None = None
 
 # (soft, hard); None means unlimited.
-NofileLimit = Tuple[Optional[int], Optional[int]]
+NofileLimit = tuple[int | None, int | None]
 
 
 class HostFacts(Protocol):
     """A source of host facts. Raising makes the call fail loudly."""
 
-    def logical_cpu_count(self) -> Optional[int]: ...
+    def logical_cpu_count(self) -> int | None: ...
 
-    def affinity_cpu_count(self) -> Optional[int]: ...
+    def affinity_cpu_count(self) -> int | None: ...
 
-    def os_cpu_count(self) -> Optional[int]: ...
+    def os_cpu_count(self) -> int | None: ...
 
     def memory_total_bytes(self) -> int: ...
 
@@ -50,7 +49,7 @@ class HostFacts(Protocol):
     def tcp4_port_bindable(self, port: int) -> bool: ...
 
 
-def _online_cpus() -> Optional[int]:
+def _online_cpus() -> int | None:
     sysconf = getattr(os, "sysconf", None)
     if sysconf is None:
         return None
@@ -94,7 +93,7 @@ def _kill_pid_exists(pid: int) -> bool:
 class _CommonFacts:
     """What every OS shares."""
 
-    def os_cpu_count(self) -> Optional[int]:
+    def os_cpu_count(self) -> int | None:
         """``os.cpu_count()``."""
         return os.cpu_count()
 
@@ -114,11 +113,11 @@ class _CommonFacts:
 class LinuxFacts(_CommonFacts):
     """Linux: procfs, ``sysconf`` and ``sched_getaffinity``."""
 
-    def logical_cpu_count(self) -> Optional[int]:
+    def logical_cpu_count(self) -> int | None:
         """Logical CPUs (``psutil.cpu_count()``)."""
         return _online_cpus()
 
-    def affinity_cpu_count(self) -> Optional[int]:
+    def affinity_cpu_count(self) -> int | None:
         """CPUs in the affinity mask; None when the platform has no such API."""
         getaff = getattr(os, "sched_getaffinity", None)
         if getaff is None:
@@ -190,7 +189,7 @@ def _sysctl(name: str, value: Any) -> Any:
 class MacFacts(_CommonFacts):
     """macOS: ``sysctl`` through ctypes (as psutil), no affinity API."""
 
-    def logical_cpu_count(self) -> Optional[int]:
+    def logical_cpu_count(self) -> int | None:
         """``hw.logicalcpu`` (``psutil.cpu_count()``); None when sysctl fails."""
         try:
             n = _sysctl("hw.logicalcpu", ctypes.c_int())
@@ -198,7 +197,7 @@ class MacFacts(_CommonFacts):
             return None
         return n if isinstance(n, int) and n > 0 else None
 
-    def affinity_cpu_count(self) -> Optional[int]:
+    def affinity_cpu_count(self) -> int | None:
         """None: macOS has no affinity API (``os.sched_getaffinity`` is absent)."""
         return None
 
@@ -274,12 +273,12 @@ def _win_error(call: str, code: int) -> OSError:
 class WindowsFacts(_CommonFacts):
     """Windows: kernel32 through ctypes; no affinity fact, no RLIMIT_NOFILE."""
 
-    def logical_cpu_count(self) -> Optional[int]:
+    def logical_cpu_count(self) -> int | None:
         """``GetActiveProcessorCount(ALL_PROCESSOR_GROUPS)`` (psutil)."""
         n = int(_kernel32().GetActiveProcessorCount(ALL_PROCESSOR_GROUPS))
         return n if n > 0 else None
 
-    def affinity_cpu_count(self) -> Optional[int]:
+    def affinity_cpu_count(self) -> int | None:
         """None: upstream uses ``os.sched_getaffinity``, absent on Windows."""
         return None
 
@@ -313,7 +312,7 @@ class WindowsFacts(_CommonFacts):
 
 
 #: The facts of the machine this process runs on.
-NativeFacts: Type[HostFacts]
+NativeFacts: type[HostFacts]
 if sys.platform == "darwin":
     NativeFacts = MacFacts
 elif sys.platform == "win32":

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from ._errors import CapabilityDeniedError
 
@@ -24,10 +25,10 @@ from ._errors import CapabilityDeniedError
 LABEL_ROOT = "/.skyutils-host-path"
 
 #: A path as callers pass it: ``str`` (possibly with surrogate escapes) or ``bytes``.
-PathArg = Union[str, bytes]
+PathArg = str | bytes
 
 
-def utf8(b: bytes) -> Optional[str]:
+def utf8(b: bytes) -> str | None:
     """``b`` decoded strictly as UTF-8, or None."""
     try:
         return b.decode("utf-8")
@@ -55,9 +56,9 @@ class PathGrant(NamedTuple):
     #: The path the guest opens (valid UTF-8).
     guest: str
     #: The host directory to pre-open and the guest path it appears at.
-    preopen: Optional[Tuple[bytes, str]]
+    preopen: tuple[bytes, str] | None
     #: A path that exists but cannot be handed to the guest (resolved).
-    unnamed: Optional[bytes]
+    unnamed: bytes | None
 
 
 def guest_label(d: bytes) -> str:
@@ -67,7 +68,7 @@ def guest_label(d: bytes) -> str:
     return s if s is not None else f"{LABEL_ROOT}/{d.hex()}"
 
 
-def _join(base: str, rest: bytes) -> Optional[str]:
+def _join(base: str, rest: bytes) -> str | None:
     """``base`` joined with ``rest`` (None when ``rest`` is not UTF-8)."""
     r = utf8(rest)
     if r is None:
@@ -77,7 +78,7 @@ def _join(base: str, rest: bytes) -> Optional[str]:
     return base + r if base.endswith("/") else f"{base}/{r}"
 
 
-def _realpath(p: bytes) -> Optional[bytes]:
+def _realpath(p: bytes) -> bytes | None:
     """The canonical form of ``p`` if the OS resolves it. ``os.path.realpath``
     alone drops ``name/..`` without checking that ``name`` is a directory,
     so the OS's own ``stat`` decides first."""
@@ -88,7 +89,7 @@ def _realpath(p: bytes) -> Optional[bytes]:
         return None
 
 
-def _resolve(absolute: bytes) -> Tuple[Optional[bytes], Optional[bytes]]:
+def _resolve(absolute: bytes) -> tuple[bytes | None, bytes | None]:
     """The canonical form of the longest prefix of ``absolute`` that
     resolves, and the components after it (None when all of it resolves)."""
     full = _realpath(absolute)
@@ -118,7 +119,7 @@ def _readable_dir(d: bytes) -> bool:
 
 #: Directory whose entries re-open this process's file descriptors, for
 #: pre-opening a directory whose path the C API cannot take (not UTF-8).
-FD_DIR: Optional[str] = next((d for d in ("/proc/self/fd", "/dev/fd") if os.path.isdir(d)), None)
+FD_DIR: str | None = next((d for d in ("/proc/self/fd", "/dev/fd") if os.path.isdir(d)), None)
 
 
 def _missing_label(p: bytes) -> str:
@@ -126,7 +127,7 @@ def _missing_label(p: bytes) -> str:
     return f"{LABEL_ROOT}-missing/{p.hex()}"
 
 
-def grant(path: PathArg, allowed: Optional[Sequence[bytes]] = None) -> PathGrant:
+def grant(path: PathArg, allowed: Sequence[bytes] | None = None) -> PathGrant:
     """Resolves ``path`` for one call. With ``allowed`` (resolved directories)
     a path resolving outside all of them, or not UTF-8, raises
     ``CapabilityDeniedError`` and nothing is pre-opened per call (the allowed
@@ -171,7 +172,7 @@ def grant(path: PathArg, allowed: Optional[Sequence[bytes]] = None) -> PathGrant
     if joined is None or (utf8(root) is None and FD_DIR is None):
         return PathGrant(path, label, None, resolved)
     guest = joined
-    preopen: Optional[Tuple[bytes, str]] = (root, label)
+    preopen: tuple[bytes, str] | None = (root, label)
     if missing:
         # A missing child of an existing directory can only be observed as
         # "does not exist": nothing needs to be granted for that.
@@ -192,9 +193,9 @@ def grant(path: PathArg, allowed: Optional[Sequence[bytes]] = None) -> PathGrant
     return PathGrant(path, guest, preopen, None)
 
 
-def preopen_dirs(grants: List[PathGrant]) -> List[Tuple[bytes, str]]:
+def preopen_dirs(grants: list[PathGrant]) -> list[tuple[bytes, str]]:
     """The distinct (host directory, guest path) pairs to pre-open."""
-    out: List[Tuple[bytes, str]] = []
+    out: list[tuple[bytes, str]] = []
     for g in grants:
         if g.preopen is not None and g.preopen not in out:
             out.append(g.preopen)

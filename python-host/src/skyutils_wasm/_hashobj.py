@@ -12,7 +12,7 @@ than returning a wrong digest.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ._errors import raise_component_error
 
@@ -26,7 +26,7 @@ def _finalize(session: Any, res: Any) -> None:
 class WasmHash:
     """hashlib-compatible view of a component ``hasher``."""
 
-    def __init__(self, session: Any, res: Any, info: Dict[str, Any]) -> None:
+    def __init__(self, session: Any, res: Any, info: dict[str, Any]) -> None:
         self._s = session
         self._res = res
         self._name: str = info["name"]
@@ -61,7 +61,7 @@ class WasmHash:
         for i in range(0, len(buf), _CHUNK):
             self._s.call("files", "[method]hasher.update", self._res, bytes(buf[i : i + _CHUNK]))
 
-    def copy(self) -> "WasmHash":
+    def copy(self) -> WasmHash:
         """An independent copy of the current state."""
         res = self._s.call("files", "[method]hasher.copy", self._res)
         return WasmHash(
@@ -75,7 +75,7 @@ class WasmHash:
         )
 
     def _hex(self, args: tuple, method: str) -> str:  # type: ignore[type-arg]
-        length: Optional[int] = None
+        length: int | None = None
         if self._xof:
             if not args:
                 raise TypeError(f"{method}() missing required argument 'length' (pos 1)")

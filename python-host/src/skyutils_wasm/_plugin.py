@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from . import common_utils as _cu
-from . import subprocess_utils as _su
+from . import _args
 from ._facts import HostFacts
 from ._policy import Policy
+
+if TYPE_CHECKING:
+    from ._wasm import WasmBackend
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -27,21 +29,23 @@ class Plugin:
     threads. A trap, deadline, memory or fuel failure discards only the
     instance it happened in; the next call gets a fresh one."""
 
-    def __init__(self, backend: Any, source: str) -> None:
+    def __init__(self, backend: WasmBackend, source: str) -> None:
+        """``backend`` runs the calls under its policy; ``source`` names the
+        component (a path, or ``<bytes>``)."""
         self._b = backend
         self.source = source
 
     @property
     def policy(self) -> Policy:
         """The policy every call runs under."""
-        policy: Policy = self._b.policy
+        policy = self._b.policy
+        assert policy is not None
         return policy
 
     @property
     def component_sha256(self) -> str:
         """SHA-256 of the component's bytes."""
-        digest: str = self._b.rt.component_sha256
-        return digest
+        return self._b.rt.component_sha256
 
     def __repr__(self) -> str:
         return f"<skyutils_wasm.Plugin {self.source} {self.policy!r}>"
@@ -49,17 +53,17 @@ class Plugin:
     # -- text -------------------------------------------------------------
     def base36_encode(self, hex_str: str) -> str:
         """``int(hex_str, 16)`` in base 36, lowercase."""
-        return _cu._base36_encode(self._b, hex_str)
+        return _args.base36_encode(self._b, hex_str)
 
-    def format_float(self, num: Union[float, int], precision: int = 1) -> str:
+    def format_float(self, num: float | int, precision: int = 1) -> str:
         """Fixed-notation text of ``num``."""
-        return _cu._format_float(self._b, num, precision)
+        return _args.format_float(self._b, num, precision)
 
     def truncate_long_string(
         self, s: str, max_length: int = 35, truncate_middle: bool = False
     ) -> str:
         """``s`` shortened to about ``max_length`` code points with ``...``."""
-        return _cu._truncate_long_string(self._b, s, max_length, truncate_middle)
+        return _args.truncate_long_string(self._b, s, max_length, truncate_middle)
 
     # -- files ------------------------------------------------------------
     def read_last_n_lines(
@@ -69,69 +73,69 @@ class Plugin:
         chunk_size: int = 8192,
         encoding: str = "utf-8",
         errors: str = "replace",
-    ) -> List[str]:
+    ) -> list[str]:
         """The last ``n`` lines of a file."""
-        return _cu._read_last_n_lines(self._b, file_path, n, chunk_size, encoding, errors)
+        return _args.read_last_n_lines(self._b, file_path, n, chunk_size, encoding, errors)
 
     def hash_file(self, path: str, hash_alg: str) -> Any:
         """The live hash object of a file's content."""
-        return _cu._hash_file(self._b, path, hash_alg)
+        return _args.hash_file(self._b, path, hash_alg)
 
     def estimate_fd_for_directory(self, path: str) -> int:
         """5 x the number of entries of a directory."""
-        return _su._estimate_fd_for_directory(self._b, path)
+        return _args.estimate_fd_for_directory(self._b, path)
 
     # -- system -----------------------------------------------------------
     def find_free_port(self, start_port: int) -> int:
         """The first port from ``start_port`` to 65534 that can be bound."""
-        return _cu._find_free_port(self._b, start_port)
+        return _args.find_free_port(self._b, start_port)
 
-    def get_cpu_count(self) -> Optional[int]:
+    def get_cpu_count(self) -> int | None:
         """CPUs available (``SKYPILOT_POD_CPU_CORE_LIMIT``, affinity, cgroups)."""
-        v: Optional[int] = self._b.get_cpu_count()
-        return v
+        return self._b.get_cpu_count()
 
     def get_mem_size_gb(self) -> float:
         """Memory in GiB."""
-        v: float = self._b.get_mem_size_gb()
-        return v
+        return self._b.get_mem_size_gb()
 
-    def get_parallel_threads(self, cloud_str: Optional[str] = None) -> int:
+    def get_parallel_threads(self, cloud_str: str | None = None) -> int:
         """``max(4, cpu_count - 1)``, times 4 for Kubernetes."""
-        return _su._get_parallel_threads(self._b, cloud_str)
+        return _args.get_parallel_threads(self._b, cloud_str)
 
     def get_max_workers_for_file_mounts(
-        self, common_file_mounts: Dict[str, str], cloud_str: Optional[str] = None
+        self, common_file_mounts: dict[str, str], cloud_str: str | None = None
     ) -> int:
         """Worker count for syncing file mounts under the open-file limit."""
-        return _su._get_max_workers_for_file_mounts(self._b, common_file_mounts, cloud_str)
+        return _args.get_max_workers_for_file_mounts(self._b, common_file_mounts, cloud_str)
 
     def is_process_alive(self, pid: int) -> bool:
         """Whether a process with this pid exists."""
-        return _su._is_process_alive(self._b, pid)
+        return _args.is_process_alive(self._b, pid)
 
 
 def load(
-    path: Union[PathLike, bytes, None] = None,
-    policy: Optional[Policy] = None,
+    path: PathLike | bytes | None = None,
+    policy: Policy | None = None,
     *,
-    facts: Optional[HostFacts] = None,
+    facts: HostFacts | None = None,
 ) -> Plugin:
     """Loads a component (a path to a ``.wasm``, or its bytes; None: the
     embedded ``skyutils.wasm``) under ``policy`` (default ``Policy()``).
-    ``facts`` replaces the host facts (default: ``SETTINGS.facts``).
+    ``facts`` replaces the host facts (default: ``policy.facts``, else
+    ``SETTINGS.facts``).
 
     Raises ``PluginLoadError`` when it cannot be compiled or linked.
     """
     import wasmtime
 
     from ._errors import PluginLoadError
-    from ._wasm import COMPONENT_PATH, Runtime, WasmBackend
+    from ._runtime import COMPONENT_PATH, Runtime
+    from ._wasm import WasmBackend
 
     policy = Policy() if policy is None else policy
     if path is None:
         path = COMPONENT_PATH
-    wasm: Union[Path, bytes]
+    wasm: Path | bytes
     if isinstance(path, (bytes, bytearray)):
         wasm, source = bytes(path), "<bytes>"
     else:
@@ -142,7 +146,7 @@ def load(
             wasm,
             metered=policy.fuel is not None,
             capabilities=policy.capabilities,
-            facts=facts,
+            facts=policy.facts if facts is None else facts,
         )
     except wasmtime.WasmtimeError as e:
         raise PluginLoadError(f"component could not be loaded: {e}") from None

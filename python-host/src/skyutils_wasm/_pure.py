@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
-from ._config import SETTINGS
+from ._config import SETTINGS, facts
+
+if TYPE_CHECKING:
+    from ._grants import PathArg
 
 _HASH_BLOCK = 256 * 1024
 
@@ -39,14 +42,14 @@ LOW_FD_WARNING = (
 )
 
 
-def canonical_hash_name(hash_alg: str) -> Optional[str]:
+def canonical_hash_name(hash_alg: str) -> str | None:
     """The hashlib name of an accepted spelling (SPEC 4.2), else None."""
     if hash_alg in _EXACT:
         return hash_alg
     return _ANY_CASE.get(hash_alg.lower())
 
 
-def read_last_n_raw(file_path: Any, n: Any, chunk_size: Any) -> List[bytes]:
+def read_last_n_raw(file_path: Any, n: Any, chunk_size: Any) -> list[bytes]:
     """The last ``n`` pieces split at b'\\n' (upstream's checks and errors)."""
     assert n >= 0, f"n must be non-negative. Got {n}"
     assert chunk_size > 0, f"chunk_size must be positive. Got {chunk_size}"
@@ -59,7 +62,7 @@ def read_last_n_raw(file_path: Any, n: Any, chunk_size: Any) -> List[bytes]:
             pos = f.tell()
             if pos == 0:
                 return []
-            blocks: List[bytes] = []
+            blocks: list[bytes] = []
             newlines = 0
             while pos > 0 and newlines <= n:
                 size = min(chunk_size, pos)
@@ -76,13 +79,13 @@ def read_last_n_raw(file_path: Any, n: Any, chunk_size: Any) -> List[bytes]:
     return pieces[-n:]
 
 
-def decode_pieces(pieces: List[bytes], encoding: str, errors: str) -> List[str]:
+def decode_pieces(pieces: list[bytes], encoding: str, errors: str) -> list[str]:
     """Decodes each piece, strips trailing CRs, re-adds '\\n' except last."""
     out = [p.decode(encoding, errors).rstrip("\r") for p in pieces]
     return [s + "\n" for s in out[:-1]] + out[-1:]
 
 
-def _read_text(path: str) -> Optional[str]:
+def _read_text(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             return f.read().decode("utf-8")
@@ -90,7 +93,7 @@ def _read_text(path: str) -> Optional[str]:
         return None
 
 
-def _cgroup_path(rel: str) -> Optional[str]:
+def _cgroup_path(rel: str) -> str | None:
     root = SETTINGS.cgroup_root
     return None if root is None else os.path.join(root, rel)
 
@@ -100,7 +103,7 @@ def _is_cgroup_v2() -> bool:
     return p is not None and os.path.isfile(p)
 
 
-def cgroup_cpu_limit() -> Optional[float]:
+def cgroup_cpu_limit() -> float | None:
     """quota/period of the root cgroup, or None (SPEC 4.7 step 3)."""
     try:
         if _is_cgroup_v2():
@@ -133,7 +136,7 @@ def cgroup_cpu_limit() -> Optional[float]:
         return None
 
 
-def cgroup_memory_limit() -> Optional[int]:
+def cgroup_memory_limit() -> int | None:
     """The root cgroup memory limit in bytes, or None (SPEC 4.8 step 4)."""
     rel = "memory.max" if _is_cgroup_v2() else "memory/memory.limit_in_bytes"
     p = _cgroup_path(rel)
@@ -154,9 +157,7 @@ class PureBackend:
     """The twelve functions in plain Python, with clean argument types."""
 
     name = "python"
-
-    def reset_sessions(self) -> None:
-        """Nothing is cached here."""
+    confined = False
 
     def base36_encode(self, hex_str: Any) -> str:
         value = int(hex_str, 16)
@@ -178,18 +179,18 @@ class PureBackend:
             return f"{num:.0f}"
         return f"{num:.{precision}f}"
 
-    def truncate_long_string(self, s: Any, max_length: Any, truncate_middle: Any) -> str:
+    def truncate_long_string(self, s: str, max_length: int, truncate_middle: bool) -> str:
         if len(s) <= max_length:
-            return s  # type: ignore[no-any-return]
+            return s
         if truncate_middle:
             if max_length <= 3:
                 return "..."
             k = max_length - 3
             head, tail = (k + 1) // 2, k // 2
-            return s[:head] + "..." + (s[-tail:] if tail else "")  # type: ignore[no-any-return]
+            return s[:head] + "..." + (s[-tail:] if tail else "")
         words = s.split(" ")
         if len(words[0]) > max_length:
-            return words[0][:max_length] + "..."  # type: ignore[no-any-return]
+            return words[0][:max_length] + "..."
         total = 0
         i = len(words) - 1
         for j, w in enumerate(words):
@@ -198,15 +199,15 @@ class PureBackend:
                 i = j
                 break
         prefix = len(" ".join(words[:i])) if i > 0 else 0
-        return s[: max(prefix, max_length)] + "..."  # type: ignore[no-any-return]
+        return s[: max(prefix, max_length)] + "..."
 
-    def read_last_n_lines(self, path: str, n: int, chunk: int, errors: str) -> List[str]:
+    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> list[str]:
         return decode_pieces(read_last_n_raw(path, n, chunk), "utf-8", errors)
 
-    def read_last_n_raw(self, path: str, n: int, chunk: int) -> List[bytes]:
+    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> list[bytes]:
         return read_last_n_raw(path, n, chunk)
 
-    def hash_file(self, path: str, hash_alg: str) -> Any:
+    def hash_file(self, path: PathArg, hash_alg: str) -> Any:
         with open(path, "rb") as f:
             name = canonical_hash_name(hash_alg)
             if name is None:
@@ -219,11 +220,11 @@ class PureBackend:
                 h.update(block)
         return h
 
-    def estimate_fd_for_directory(self, path: str) -> int:
+    def estimate_fd_for_directory(self, path: PathArg) -> int:
         return 5 * len(os.listdir(path))
 
-    def get_cpu_count(self) -> Optional[int]:
-        env = SETTINGS.pod_env()
+    def get_cpu_count(self) -> int | None:
+        env = SETTINGS.guest_env()
         var = "SKYPILOT_POD_CPU_CORE_LIMIT"
         if var in env:
             value = env[var]
@@ -231,9 +232,9 @@ class PureBackend:
                 return int(float(value))
             except ValueError as e:
                 raise ValueError(f"Failed to parse the number of CPUs from {value}") from e
-        facts = SETTINGS.facts
-        cpu: Any = facts.logical_cpu_count()
-        affinity = facts.affinity_cpu_count()
+        host = facts()
+        cpu: Any = host.logical_cpu_count()
+        affinity = host.affinity_cpu_count()
         if affinity is not None:
             cpu = min(cpu, affinity)
         limit = cgroup_cpu_limit()
@@ -242,7 +243,7 @@ class PureBackend:
         return cpu  # type: ignore[no-any-return]
 
     def get_mem_size_gb(self) -> float:
-        env = SETTINGS.pod_env()
+        env = SETTINGS.guest_env()
         gb, by = "SKYPILOT_POD_MEMORY_GB_LIMIT", "SKYPILOT_POD_MEMORY_BYTES_LIMIT"
         if gb in env:
             try:
@@ -254,23 +255,23 @@ class PureBackend:
                 return float(env[by]) / 1073741824.0
             except ValueError as e:
                 raise ValueError(f"Failed to parse the memory size from {env[by]} (bytes)") from e
-        total = SETTINGS.facts.memory_total_bytes()
+        total = facts().memory_total_bytes()
         limit = cgroup_memory_limit()
         if limit is not None and limit < total:
             total = limit
         return total / 1073741824.0
 
-    def get_parallel_threads(self, cloud_str: Optional[str]) -> int:
-        cpus = SETTINGS.facts.os_cpu_count()
+    def get_parallel_threads(self, cloud_str: str | None) -> int:
+        cpus = facts().os_cpu_count()
         if cpus is None:
             cpus = 1
         mult = 4 if cloud_str and cloud_str.lower() == "kubernetes" else 1
         return max(4, cpus - 1) * mult
 
     def get_max_workers_for_file_mounts(
-        self, mounts: List[Tuple[str, str]], cloud_str: Optional[str]
-    ) -> Tuple[int, Optional[str]]:
-        soft, _hard = SETTINGS.facts.nofile_limit()
+        self, mounts: list[tuple[str, PathArg]], cloud_str: str | None
+    ) -> tuple[int, str | None]:
+        soft, _hard = facts().nofile_limit()
         warning = LOW_FD_WARNING.format(soft) if soft is not None and soft < 1024 else None
         fd_per_rsync = 5
         for _dst, src in mounts:
@@ -287,13 +288,13 @@ class PureBackend:
             raise ValueError(f"pid must be a positive integer (got {pid})")
         if pid > 2147483647 or pid == 0:
             return False
-        return bool(SETTINGS.facts.pid_exists(pid))
+        return bool(facts().pid_exists(pid))
 
     def find_free_port(self, start_port: int) -> int:
         if start_port < 0:
             raise OverflowError("bind(): port must be 0-65535.")
-        facts = SETTINGS.facts
+        host = facts()
         for port in range(start_port, 65535):
-            if facts.tcp4_port_bindable(port):
+            if host.tcp4_port_bindable(port):
                 return port
         raise OSError("No free ports available.")

@@ -1,17 +1,17 @@
 """The WebAssembly backend: one engine and one compiled component per
-process (cached on disk), and sandbox sessions (store + instance) reused
-only where that is provably safe.
+process (cached on disk, :mod:`._cache`), and sandbox sessions
+(:mod:`._session`) reused only where that is provably safe.
 
 Session kinds:
 
-* the *pure* session (no WASI preopens, no environment): text functions and
-  the host-fact-only functions (``find_free_port``, ``is_process_alive``,
+* the *pure* session (no WASI preopens; a plugin's policy environment and
+  cgroup view, none for the module functions): text functions and the
+  host-fact-only functions (``find_free_port``, ``is_process_alive``,
   ``get_parallel_threads``); one long-lived instance;
 * *system* sessions keyed by the ``SKYPILOT_POD_*`` environment and the
   identity of the cgroup directory (``get_cpu_count``, ``get_mem_size_gb``);
 * *file* sessions keyed by the identity (device, inode) of the pre-opened
-  directories. The guest's libc caches its preopens and environment, so an
-  instance is only ever reused with exactly the grants it was created with.
+  directories.
 
 A trap discards the session; the next call builds a new one.
 """
@@ -24,533 +24,22 @@ import gc
 import os
 import threading
 import weakref
-import re
-from pathlib import Path
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Deque,
-    Dict,
-    FrozenSet,
-    List,
-    Optional,
-    Tuple,
-    Union,
-)
+from typing import TYPE_CHECKING, Any
 
-import ctypes
-
-import wasmtime
-from wasmtime import _ffi as ffi
-
-from . import _abi, _cache, _capi
-from ._config import SETTINGS, WASM32_MAX_MEMORY
-from ._errors import MissingExportError, OutOfFuelError, OutputTooLargeError, PluginLoadError
-from ._errors import SandboxError, SandboxMemoryError, SandboxTimeout, TrapError
-from ._errors import CapabilityDeniedError, raise_component_error
-from ._facts import HostFacts
-from ._grants import FD_DIR, PathArg, PathGrant, display_error, grant, guest_label, is_utf8
-from ._grants import preopen_dirs, utf8
+from . import _tails
+from ._config import SETTINGS
+from ._errors import CapabilityDeniedError, MissingExportError, raise_component_error
+from ._grants import PathArg, PathGrant, display_error, grant, guest_label, is_utf8, preopen_dirs
+from ._policy import Policy
+from ._runtime import Runtime
+from ._session import Session
 
 if TYPE_CHECKING:
+    from ._backend import Backend
     from ._policy import Policy
-from ._config import CAPABILITIES
 
 
-COMPONENT_PATH = Path(__file__).with_name("skyutils.wasm")
-PKG = "skypilot:utils"
-VER = "0.1.0"
-EPOCH_TICK_S = 0.02
-_STDERR_CAP = 4096
 _MAX_FILE_SESSIONS = 16
-#: The epoch deadline of a call without one (the epoch advances every
-#: EPOCH_TICK_S): beyond any run, far from overflowing when added to it.
-_NO_DEADLINE_TICKS = 1 << 62
-#: Page bounds for tails taken through ``tails``. wasmtime's C API refuses
-#: to lift more than 128 MiB ("hostcall fuel") per call, counting every
-#: list element as a whole value (tens of bytes) and every byte of a
-#: ``list<u8>`` as one element (raw pieces cross as Latin-1 strings for
-#: that reason): a page stays under 32 MiB of UTF-8 and 1 Mi items (a raw
-#: page under 16 MiB of bytes, at most twice that in UTF-8).
-_PAGE_BYTES = 32 << 20
-_PAGE_ITEMS = 1 << 20
-_RAW_PAGE_BYTES = 16 << 20
-
-
-_engines: Dict[bool, wasmtime.Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def engine(metered: bool = False) -> wasmtime.Engine:
-    """The process-wide engine (epoch interruption; with fuel metering when
-    ``metered``), with its epoch ticker thread. Metered code is slower, so
-    only metered plugins use the metered engine."""
-    with _engines_lock:
-        e = _engines.get(metered)
-        if e is None:
-            cfg = wasmtime.Config()
-            cfg.epoch_interruption = True
-            cfg.cranelift_opt_level = "speed"
-            if metered:
-                cfg.consume_fuel = True
-            e = _engines[metered] = wasmtime.Engine(cfg)
-            _start_ticker(e)
-        return e
-
-
-def _start_ticker(engine: wasmtime.Engine) -> None:
-    def tick() -> None:
-        stop = threading.Event()
-        while not stop.wait(EPOCH_TICK_S):
-            engine.increment_epoch()
-
-    threading.Thread(target=tick, name="skyutils-epoch", daemon=True).start()
-
-
-class Runtime:
-    """Engine, compiled component and a linker whose ``host-facts`` import is
-    gated by ``capabilities``."""
-
-    def __init__(
-        self,
-        wasm: Union[Path, bytes] = COMPONENT_PATH,
-        *,
-        metered: bool = False,
-        capabilities: FrozenSet[str] = CAPABILITIES,
-        facts: Optional[HostFacts] = None,
-    ) -> None:
-        self.metered = metered
-        self.engine = engine(metered)
-        packaged = isinstance(wasm, Path) and wasm == COMPONENT_PATH
-        digest = _cache.packaged_digest(COMPONENT_PATH) if packaged else None
-        if isinstance(wasm, Path):
-            wasm = wasm.read_bytes()
-        self.component_sha256 = digest or _cache.sha256_hex(wasm)
-        self.cache = _cache.ComponentCache(self.component_sha256, metered)
-        self.component = self.cache.load(self.engine, wasm)
-        #: What happened to the compiled component (for ``backend_info``).
-        self.cache_note = self.cache.note
-        #: Where this component's export type descriptions are cached.
-        self.types_path = self.cache.types_path
-        #: Export type descriptions (``iface#name`` -> [params, result]).
-        self.types: Dict[str, Any] = self.cache.load_types()
-        self._types_lock = threading.Lock()
-        self.linker = _capi.Linker(self.engine)
-        self.linker.add_wasip2()
-        root = self.linker.root()
-        try:
-            hf = root.add_instance(f"{PKG}/host-facts@{VER}")
-            try:
-                _define_host_facts(hf, capabilities, facts)
-            finally:
-                hf.close()
-        finally:
-            root.close()
-
-    def func_type(self, key: str, func: Any, store: wasmtime.Store) -> Any:
-        """``[params, result]`` of export ``key``: from the cache, else
-        described once (importing wasmtime-py's type reflection) and cached."""
-        ty = self.types.get(key)
-        if isinstance(ty, list) and len(ty) == 2 and isinstance(ty[0], list):
-            return ty
-        ty = list(_capi.describe_func(func, store))
-        with self._types_lock:
-            self.types[key] = ty
-            self.cache.store_types(self.types)
-        return ty
-
-    def session(
-        self,
-        preopens: List[Tuple[bytes, str]],
-        env: Dict[str, str],
-        cgroup: Optional[str],
-        limits: "Limits",
-    ) -> "Session":
-        """A new sandbox instance with exactly these read-only grants."""
-        return Session(self, preopens, env, cgroup, limits)
-
-
-class Limits:
-    """The per-call limits of the default backend: :data:`SETTINGS`, read at
-    each call (no fuel; by default no deadline, no output cap and the
-    wasm32 maximum of memory, as upstream has no limits)."""
-
-    fuel: Optional[int] = None
-
-    @property
-    def deadline(self) -> Optional[float]:
-        return SETTINGS.deadline_s
-
-    @property
-    def memory(self) -> int:
-        return SETTINGS.memory_limit
-
-    @property
-    def max_output(self) -> Optional[int]:
-        return SETTINGS.max_output
-
-
-class PolicyLimits(Limits):
-    """The per-call limits of a :class:`Policy`."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.fuel = policy.fuel
-
-    @property
-    def deadline(self) -> Optional[float]:
-        return self.policy.deadline
-
-    @property
-    def memory(self) -> int:
-        return self.policy.memory
-
-    @property
-    def max_output(self) -> Optional[int]:
-        return self.policy.max_output
-
-
-def _deadline_ticks(deadline: Optional[float]) -> int:
-    """A deadline in seconds (None: none) as epoch ticks."""
-    return _NO_DEADLINE_TICKS if deadline is None else int(deadline / EPOCH_TICK_S) + 1
-
-
-def _memory_cap_name(limit: int) -> str:
-    return "the wasm32 maximum" if limit >= WASM32_MAX_MEMORY else "the memory limit asked for"
-
-
-_ALLOC_FAILED = re.compile(r"memory allocation of (\d+) bytes failed")
-#: Rust's "thread '...' panicked at file:line:col: " before a panic message.
-_PANIC_AT = re.compile(r"thread '[^']*'(?: \(\d+\))? panicked at \S+?:\d+:\d+:\s*")
-
-
-def _denied(name: str) -> str:
-    return f"capability '{name}' is not granted by the host policy"
-
-
-#: Writes a Python value into a ``wasmtime_component_val_t``.
-Setter = Callable[[Any, Any], None]
-
-
-def _set_bool(v: Any, value: Any) -> None:
-    v.kind = ffi.WASMTIME_COMPONENT_BOOL
-    v.of.boolean = bool(value)
-
-
-def _set_u64(v: Any, value: Any) -> None:
-    v.kind = ffi.WASMTIME_COMPONENT_U64
-    v.of.u64 = int(value)
-
-
-def _set_option_u32(v: Any, value: Any) -> None:
-    v.kind = ffi.WASMTIME_COMPONENT_OPTION
-    if value is None:
-        v.of.option = None
-    else:
-        num = ffi.wasmtime_component_val_t()
-        num.kind = ffi.WASMTIME_COMPONENT_U32
-        num.of.u32 = int(value)
-        v.of.option = ffi.wasmtime_component_val_new(ctypes.byref(num))
-
-
-def _write_result(results: Any, value: Any, error: Optional[str], set_ok: Setter) -> None:
-    """Writes ``result<T, string>`` into the first result slot (C-owned
-    values: wasmtime frees them after lowering)."""
-    out = results[0]
-    out.kind = ffi.WASMTIME_COMPONENT_RESULT
-    inner = ffi.wasmtime_component_val_t()
-    if error is not None:
-        inner.kind = ffi.WASMTIME_COMPONENT_STRING
-        inner.of.string = ffi.str_to_capi(error)
-        out.of.result.is_ok = False
-    else:
-        set_ok(inner, value)
-        out.of.result.is_ok = True
-    out.of.result.val = ffi.wasmtime_component_val_new(ctypes.byref(inner))
-
-
-def _set_limit(v: Any, value: Any) -> None:
-    """``limit``: ``finite(u64)``, or ``unlimited`` for None."""
-    v.kind = ffi.WASMTIME_COMPONENT_VARIANT
-    if value is None:
-        v.of.variant.discriminant = ffi.str_to_capi("unlimited")
-        v.of.variant.val = None
-        return
-    num = ffi.wasmtime_component_val_t()
-    _set_u64(num, value)
-    v.of.variant.discriminant = ffi.str_to_capi("finite")
-    v.of.variant.val = ffi.wasmtime_component_val_new(ctypes.byref(num))
-
-
-def _set_nofile(v: Any, value: Any) -> None:
-    """``nofile``: a record of two limits, from ``(soft, hard)``."""
-    raw = ffi.wasmtime_component_valrecord_t()
-    ffi.wasmtime_component_valrecord_new_uninit(raw, 2)
-    for i, (name, limit) in enumerate(zip(("soft", "hard"), value)):
-        _set_limit(raw.data[i].val, limit)
-        raw.data[i].name = ffi.str_to_capi(name)
-    v.kind = ffi.WASMTIME_COMPONENT_RECORD
-    v.of.record = raw
-
-
-# Host functions defined straight on the C API (wasmtime-py's generic
-# ``add_func`` re-reads the import's type on every call, ~25 us): each reads
-# its arguments and writes its ``result<T, string>`` directly.
-_RAW_FUNCS: Dict[int, Tuple[Callable[[Any], Any], Setter]] = {}
-_raw_ids = iter(range(1, 1 << 62))
-
-
-@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
-def _raw_impl(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any) -> Any:
-    def run() -> None:
-        fn, set_ok = _RAW_FUNCS[idx or 0]
-        value, error = fn(args)
-        _write_result(res, value, error, set_ok)
-
-    return _capi.catch_exceptions(run)
-
-
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
-def _raw_finalize(idx: Any) -> None:
-    _RAW_FUNCS.pop(idx or 0, None)
-
-
-def _add_raw_func(
-    hf: _capi.LinkerInstance, name: str, fn: Callable[[Any], Any], set_ok: Setter
-) -> None:
-    """Defines ``name``: ``fn(args)`` returns ``(value, error)``; ``set_ok``
-    writes the value of the ``ok`` case."""
-    idx = next(_raw_ids)
-    _RAW_FUNCS[idx] = (fn, set_ok)
-    hf.add_func(name, _raw_impl, idx, _raw_finalize)
-
-
-def _define_host_facts(
-    hf: _capi.LinkerInstance,
-    capabilities: FrozenSet[str] = CAPABILITIES,
-    source: Optional[HostFacts] = None,
-) -> None:
-    def facts() -> Any:
-        return SETTINGS.facts if source is None else source
-
-    def fact(cap: str, read: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """``read(args)`` as ``(value, None)``, or ``(None, <denied>)``."""
-        if cap not in capabilities:
-            return lambda _args: (None, _denied(cap))
-        return lambda args: (read(args), None)
-
-    for name in ("logical-cpu-count", "affinity-cpu-count", "os-cpu-count"):
-        method = name.replace("-", "_")
-        read = lambda _a, m=method: getattr(facts(), m)()  # noqa: E731
-        _add_raw_func(hf, name, fact("cpu", read), _set_option_u32)
-    memory = fact("memory", lambda _a: facts().memory_total_bytes())
-    _add_raw_func(hf, "memory-total-bytes", memory, _set_u64)
-    nofile = fact("file-limits", lambda _a: facts().nofile_limit())
-    _add_raw_func(hf, "nofile-limit", nofile, _set_nofile)
-    pid = fact("processes", lambda a: facts().pid_exists(a[0].of.u32))
-    _add_raw_func(hf, "pid-exists", pid, _set_bool)
-    port = fact("network", lambda a: facts().tcp4_port_bindable(a[0].of.u16))
-    _add_raw_func(hf, "tcp4-port-bindable", port, _set_bool)
-
-
-_set_epoch_deadline = ffi.wasmtime_context_set_epoch_deadline
-
-
-class Session:
-    """One store + instance; calls are serialized by a lock."""
-
-    def __init__(
-        self,
-        rt: Runtime,
-        preopens: List[Tuple[bytes, str]],
-        env: Dict[str, str],
-        cgroup: Optional[str],
-        limits: Limits,
-    ) -> None:
-        self.rt = rt
-        self.limits = limits
-        #: The memory cap of this instance's store (set once, at creation).
-        self.memory = limits.memory
-        self.lock = threading.RLock()
-        self.dead: Optional[str] = None
-        self.stderr = bytearray()
-        self.pending_drops: Deque[Any] = collections.deque()
-        store = wasmtime.Store(rt.engine)
-        store.set_limits(memory_size=limits.memory)
-        wasi = wasmtime.WasiConfig()
-        wasi.env = list(env.items())
-        wasi.stderr_custom = self._on_stderr
-        if cgroup is not None:
-            try:
-                wasi.preopen_dir(cgroup, "/sys/fs/cgroup", False)
-            except wasmtime.WasmtimeError:
-                pass
-        opened: List[int] = []
-        try:
-            for host, guest in preopens:
-                try:
-                    wasi.preopen_dir(_c_api_path(host, opened), guest, False)
-                except (wasmtime.WasmtimeError, OSError):
-                    pass  # a directory that vanished: the guest does not see it
-            store.set_wasi(wasi)
-        finally:
-            for fd in opened:
-                os.close(fd)
-        self.store = store
-        self._arm()
-        try:
-            self.instance = rt.linker.instantiate(store, rt.component)
-        except wasmtime.WasmtimeError as e:
-            if isinstance(e, wasmtime.Trap) or _is_trap(str(e)):
-                raise self._trap(e) from None
-            raise PluginLoadError(f"component could not be instantiated: {e}") from None
-        self.ctx = store._context()
-        self.funcs: Dict[str, _abi.FastFunc] = {}
-
-    def _on_stderr(self, data: bytes) -> None:
-        if len(self.stderr) < _STDERR_CAP:
-            self.stderr += data[: _STDERR_CAP - len(self.stderr)]
-
-    def _arm(self) -> None:
-        """Arms the per-call limits: the deadline and the fuel budget."""
-        limits = self.limits
-        self.store.set_epoch_deadline(_deadline_ticks(limits.deadline))
-        if limits.fuel is not None:
-            self.store.set_fuel(limits.fuel)
-
-    def func(self, iface: str, name: str) -> _abi.FastFunc:
-        key = f"{iface}#{name}"
-        f = self.funcs.get(key)
-        if f is None:
-            full = f"{PKG}/{iface}@{VER}"
-            try:
-                raw = self.instance.func(self.store, full, name)
-            except LookupError as e:
-                raise MissingExportError(str(e.args[0])) from None
-            try:
-                params, result = self.rt.func_type(key, raw, self.store)
-                f = _abi.FastFunc(raw, params, result)
-            except TypeError as e:
-                raise MissingExportError(f"{full}#{name} (unsupported type: {e})") from None
-            self.funcs[key] = f
-        return f
-
-    def call(self, iface: str, name: str, *args: Any) -> Any:
-        """Calls an export; traps mark the session dead and raise SandboxError."""
-        with self.lock:
-            if self.dead is not None:
-                raise SandboxError(f"sandbox instance was discarded after: {self.dead}")
-            f = self.func(iface, name)
-            if self.pending_drops:
-                self._drop_pending()
-            limits = self.limits
-            # Straight to the C API: wasmtime-py's wrapper costs ~1 µs.
-            _set_epoch_deadline(self.ctx, _deadline_ticks(limits.deadline))
-            if limits.fuel is not None:
-                self.store.set_fuel(limits.fuel)
-            try:
-                return f.call(self.ctx, args, limits.max_output)
-            except wasmtime.WasmtimeError as e:
-                raise self._trap(e) from None
-            except _abi.OutputLimit as e:
-                self.dead = "output too large"
-                raise OutputTooLargeError(e.size, e.limit) from None
-            except BaseException as e:
-                self.dead = f"host error {e!r}"
-                raise
-
-    def _trap(self, e: Exception) -> SandboxError:
-        text = str(e)
-        said = self.stderr.decode("utf-8", "replace")
-        lines = [ln for ln in said.splitlines() if ln.strip() and not ln.startswith("note: ")]
-        if "memory allocation of" in said or "out of memory" in said:
-            self.dead = "memory cap"
-            limit = min(self.limits.memory, WASM32_MAX_MEMORY)
-            m = _ALLOC_FAILED.search(said)
-            requested = int(m.group(1)) if m else None
-            msg = f"sandboxed call exceeded the memory cap of {limit} bytes ({_memory_cap_name(limit)})"
-            if requested is not None:
-                msg += f": an allocation of {requested} bytes in the guest failed"
-            if lines:
-                msg += f" ({_PANIC_AT.sub('', ' '.join(lines))})"
-            return SandboxMemoryError(msg, limit, requested)
-        if "interrupt" in text and self.limits.deadline is not None:
-            self.dead = "deadline"
-            return SandboxTimeout(
-                f"sandboxed call exceeded its deadline of {self.limits.deadline} s"
-            )
-        if "all fuel consumed" in text:
-            self.dead = "fuel"
-            return OutOfFuelError(
-                f"sandboxed call exhausted its fuel budget of {self.limits.fuel} units"
-            )
-        detail = _trap_reason(text)
-        self.dead = detail
-        return TrapError(
-            f"sandboxed call trapped: {detail}" + (f": {' '.join(lines)}" if lines else "")
-        )
-
-    def drop_now(self, res: Any) -> None:
-        """Drops a resource of this session (best effort: a dead session's
-        resources went with its store)."""
-        with self.lock:
-            if self.dead is None:
-                try:
-                    res.drop(self.store)
-                except Exception:  # noqa: BLE001 - best effort
-                    pass
-
-    def drop_later(self, res: Any) -> None:
-        """Queues a resource drop (safe from finalizers)."""
-        self.pending_drops.append(res)
-
-    def _drop_pending(self) -> None:
-        while self.pending_drops:
-            res = self.pending_drops.popleft()
-            try:
-                res.drop(self.store)
-            except Exception:  # noqa: BLE001 - best effort
-                pass
-
-
-def _trap_reason(text: str) -> str:
-    """The cause of a wasmtime error (``wasm trap: ...``), not its backtrace."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if "Caused by:" in lines:
-        rest = lines[lines.index("Caused by:") + 1 :]
-        if rest:
-            return rest[-1]
-    return lines[0] if lines else "trap"
-
-
-def _is_trap(text: str) -> bool:
-    return any(w in text for w in ("wasm trap", "interrupt", "all fuel consumed", "unreachable"))
-
-
-def _output_len(item: str) -> int:
-    """Bytes of one result item as :func:`_abi.output_size` counts them."""
-    return len(item.encode("utf-8", "surrogatepass"))
-
-
-def _dir_key(d: Union[str, bytes]) -> Tuple[Union[str, bytes], int, int]:
-    st = os.stat(d)
-    return (d, st.st_dev, st.st_ino)
-
-
-def _c_api_path(host: bytes, opened: List[int]) -> str:
-    """``host`` as the C API can take it: itself when UTF-8, else the
-    descriptor directory's entry of a descriptor opened on it here (appended
-    to ``opened``; the C API opens its own handle at once, so the caller
-    closes these after configuring the store)."""
-    text = utf8(host)
-    if text is not None:
-        return text
-    if FD_DIR is None:  # grant() marks such paths unnamed on these systems
-        raise OSError(f"cannot pre-open {host!r}")
-    fd = os.open(host, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    opened.append(fd)
-    return f"{FD_DIR}/{fd}"
 
 
 class WasmBackend:
@@ -558,7 +47,7 @@ class WasmBackend:
 
     name = "wasm"
 
-    def __init__(self, rt: Optional[Runtime] = None, policy: Optional[Policy] = None) -> None:
+    def __init__(self, rt: Runtime | None = None, policy: Policy | None = None) -> None:
         """The default backend (``SETTINGS``-driven) or, with ``policy``, a
         plugin's backend: every instance sees the policy's environment and
         cgroup view, grants follow ``policy.allow_dirs``."""
@@ -567,16 +56,18 @@ class WasmBackend:
         #: Whether Python-only argument types must stay away from the host
         #: filesystem (a plugin's policy applies to every path).
         self.confined = policy is not None
-        self.limits: Limits = Limits() if policy is None else PolicyLimits(policy)
+        #: The limits every call runs under: the policy's, else the module
+        #: functions' (``SETTINGS``, read at each call).
+        self.limits: Policy = SETTINGS if policy is None else policy
         roots = None if policy is None else policy.allowed_roots()
         self._allowed = None if roots is None else tuple(os.fsencode(r) for r in roots)
         self._allowed_preopens = [(r, guest_label(r)) for r in self._allowed or ()]
         self._lock = threading.Lock()
-        self._pure: Optional[Session] = None
-        self._system: Dict[Any, Session] = {}
-        self._files: "collections.OrderedDict[Any, Session]" = collections.OrderedDict()
+        self._pure: Session | None = None
+        self._system: dict[Any, Session] = {}
+        self._files: collections.OrderedDict[Any, Session] = collections.OrderedDict()
         #: Whether the component exports ``tails``; None until first asked.
-        self._tails: Optional[bool] = None
+        self._tails: bool | None = None
         if policy is None:
             atexit.register(self._close)
         else:
@@ -601,21 +92,22 @@ class WasmBackend:
 
     # -- sessions -------------------------------------------------------
     def reset_sessions(self) -> None:
-        """Forgets every cached session (e.g. after fork or a settings change)."""
+        """Forgets every cached session: later calls build new instances
+        (at exit, before the wasmtime objects are freed; tests use it too)."""
         with self._lock:
             self._pure = None
             self._system.clear()
             self._files.clear()
 
     def _new_session(
-        self, preopens: List[Tuple[bytes, str]], env: Dict[str, str], cgroup: Optional[str]
+        self, preopens: list[tuple[bytes, str]], env: dict[str, str], cgroup: str | None
     ) -> Session:
         return self.rt.session(preopens, env, cgroup, self.limits)
 
     def _usable(self, s: Session) -> bool:
         """Whether ``s`` may serve a call: alive, and built with the memory
         cap the limits have now (a store's cap is fixed at creation)."""
-        return s.dead is None and s.memory == self.limits.memory
+        return s.dead is None and s.memory == self.limits.memory_limit
 
     def _pure_session(self) -> Session:
         s = self._pure
@@ -629,8 +121,8 @@ class WasmBackend:
             self._pure = s
         return s
 
-    def _cgroup(self) -> Tuple[Optional[str], Any]:
-        root = SETTINGS.cgroup_root if self.policy is None else self.policy.cgroup_root
+    def _cgroup(self) -> tuple[str | None, Any]:
+        root = self.limits.cgroup_root
         if root is None:
             return None, None
         try:
@@ -638,12 +130,12 @@ class WasmBackend:
         except OSError:
             return None, None
 
-    def _env(self) -> Dict[str, str]:
+    def _env(self) -> dict[str, str]:
         if self.policy is None:
-            return dict(SETTINGS.pod_env())
+            return dict(SETTINGS.guest_env())
         return self._policy_env()
 
-    def _policy_env(self) -> Dict[str, str]:
+    def _policy_env(self) -> dict[str, str]:
         """A plugin's environment: its policy's variables that can cross
         into the component (UTF-8 names and values)."""
         assert self.policy is not None
@@ -661,9 +153,9 @@ class WasmBackend:
                 s = self._system[key] = self._new_session([], env, cgroup)
             return s
 
-    def _file_session(self, grants: List[PathGrant]) -> Session:
-        env: Dict[str, str] = {}
-        cgroup: Optional[str] = None
+    def _file_session(self, grants: list[PathGrant]) -> Session:
+        env: dict[str, str] = {}
+        cgroup: str | None = None
         extra: Any = None
         if self.policy is None:
             dirs = preopen_dirs(grants)
@@ -689,7 +181,7 @@ class WasmBackend:
     def _grant(self, path: PathArg) -> PathGrant:
         return grant(path, self._allowed)
 
-    def _unnamed(self, g: PathGrant) -> Any:
+    def _unnamed(self, g: PathGrant) -> Backend:
         """The backend for a path the guest cannot be given: the pure one for
         the drop-in, a refusal under a plugin's policy."""
         if self.confined:
@@ -699,14 +191,14 @@ class WasmBackend:
         return self._python_backend()
 
     @staticmethod
-    def _python_backend() -> Any:
+    def _python_backend() -> Backend:
         from ._backend import load
 
         return load("python")
 
     # -- helpers --------------------------------------------------------
     @staticmethod
-    def _ok(result: Any, g: Optional[PathGrant] = None) -> Any:
+    def _ok(result: Any, g: PathGrant | None = None) -> Any:
         ok, value = result
         if ok:
             return value
@@ -726,49 +218,31 @@ class WasmBackend:
         )
 
     # -- files ----------------------------------------------------------
-    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> List[str]:
+    def read_last_n_lines(self, path: PathArg, n: int, chunk: int, errors: str) -> list[str]:
         g = self._grant(path)
         if g.unnamed is not None:
-            return self._unnamed(g).read_last_n_lines(path, n, chunk, errors)  # type: ignore[no-any-return]
+            return self._unnamed(g).read_last_n_lines(path, n, chunk, errors)
         s = self._file_session([g])
         if not self._has_tails(s):  # a plugin exporting only ``files``
             r = s.call("files", "read-last-n-lines", g.guest, n, chunk, errors)
             return self._ok(r, g)  # type: ignore[no-any-return]
-        r = s.call(
-            "tails", "read-last-n-lines", g.guest, n, chunk, errors, _PAGE_BYTES, _PAGE_ITEMS
-        )
-        page, rest = self._ok(r, g)
-        if rest is None:  # the whole tail in one call: small results
-            return page["items"]  # type: ignore[no-any-return]
-        return self._take_pages(
-            s, page, rest, "[method]tail.next-lines", "", _PAGE_BYTES, _PAGE_ITEMS
-        )
+        page = _tails.PAGE_BYTES
+        r = s.call("tails", "read-last-n-lines", g.guest, n, chunk, errors, page, _tails.PAGE_ITEMS)
+        return self._pages(s, self._ok(r, g), "[method]tail.next-lines", page)
 
-    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> List[bytes]:
+    def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> list[bytes]:
         g = self._grant(path)
         if g.unnamed is not None:
-            return self._unnamed(g).read_last_n_raw(path, n, chunk)  # type: ignore[no-any-return]
+            return self._unnamed(g).read_last_n_raw(path, n, chunk)
         s = self._file_session([g])
         if not self._has_tails(s):
             r = s.call("files", "read-last-n-raw", g.guest, n, chunk)
             return self._ok(r, g)  # type: ignore[no-any-return]
-        r = s.call("tails", "read-last-n-raw", g.guest, n, chunk, _RAW_PAGE_BYTES, _PAGE_ITEMS)
-        page, rest = self._ok(r, g)
-        if rest is not None:
-            items = self._take_pages(
-                s, page, rest, "[method]tail.next-raw", "", _RAW_PAGE_BYTES, _PAGE_ITEMS
-            )
-        else:
-            items = page["items"]
+        page = _tails.RAW_PAGE_BYTES
+        r = s.call("tails", "read-last-n-raw", g.guest, n, chunk, page, _tails.PAGE_ITEMS)
+        items = self._pages(s, self._ok(r, g), "[method]tail.next-raw", page)
         # Each piece crossed as the Latin-1 characters of its bytes.
         return [item.encode("latin-1") for item in items]
-
-    def _forget(self, s: Session) -> None:
-        """Stops offering file session ``s`` to later calls."""
-        with self._lock:
-            for key, cached in list(self._files.items()):
-                if cached is s:
-                    del self._files[key]
 
     def _has_tails(self, s: Session) -> bool:
         """Whether the component exports ``tails`` (paged results); plugins
@@ -783,54 +257,24 @@ class WasmBackend:
             self._tails = has
         return has
 
-    def _take_pages(
-        self,
-        s: Session,
-        page: Dict[str, Any],
-        rest: Any,
-        method: str,
-        empty: str,
-        max_bytes: int,
-        max_items: int,
-    ) -> List[str]:
-        """The items of ``page`` and of every further page of the ``tail``
-        resource ``rest``, each page below wasmtime-py's per-call limit. A
-        line split across pages (``continued``) is joined again; the
-        policy's ``max_output``, if any, applies to the whole result."""
-        cap = self.limits.max_output
-        out: List[str] = []
-        #: The parts of the last line so far (not yet in ``out``).
-        pending: List[str] = []
-        open_line = False
-        size = 0
+    def _pages(self, s: Session, first: Any, method: str, max_bytes: int) -> list[str]:
+        """The items of a paged result ``(page, rest)`` (:mod:`._tails`)."""
+        page, rest = first
+        if rest is None:  # the whole tail in one call: small results
+            return page["items"]  # type: ignore[no-any-return]
         try:
-            while True:
-                items = page["items"]
-                if not items:
-                    break
-                if cap is not None:
-                    size += sum(_output_len(x) + 1 for x in items)
-                    if size > cap:
-                        raise OutputTooLargeError(size, cap)
-                start = 0
-                if open_line:
-                    pending.append(items[0])
-                    start = 1
-                if start < len(items):
-                    if pending:
-                        out.append(empty.join(pending))
-                    out.extend(items[start:-1])
-                    pending = [items[-1]]
-                open_line = page["continued"]
-                page = s.call("tails", method, rest, max_bytes, max_items)
+            return _tails.take_pages(s, page, rest, method, max_bytes, self.limits.max_output)
         finally:
-            s.drop_now(rest)
             # The instance's memory grew to hold this tail and never shrinks:
             # later calls get a fresh one (objects still using it keep it).
             self._forget(s)
-        if pending:
-            out.append(empty.join(pending))
-        return out
+
+    def _forget(self, s: Session) -> None:
+        """Stops offering file session ``s`` to later calls."""
+        with self._lock:
+            for key, cached in list(self._files.items()):
+                if cached is s:
+                    del self._files[key]
 
     def hash_file(self, path: PathArg, hash_alg: str) -> Any:
         from ._hashobj import WasmHash
@@ -846,7 +290,7 @@ class WasmBackend:
     def estimate_fd_for_directory(self, path: PathArg) -> int:
         g = self._grant(path)
         if g.unnamed is not None:
-            return self._unnamed(g).estimate_fd_for_directory(path)  # type: ignore[no-any-return]
+            return self._unnamed(g).estimate_fd_for_directory(path)
         r = self._file_session([g]).call("files", "estimate-fd-for-directory", g.guest)
         return self._ok(r, g)  # type: ignore[no-any-return]
 
@@ -855,35 +299,36 @@ class WasmBackend:
         """Whether the drop-in's ``SKYPILOT_POD_*`` values can cross into the
         component; one that is not UTF-8 (a ``str`` with surrogate escapes)
         is parsed by the pure backend, which shows it as upstream does."""
-        return self.policy is not None or all(is_utf8(v) for v in SETTINGS.pod_env().values())
+        return self.policy is not None or all(is_utf8(v) for v in SETTINGS.guest_env().values())
 
-    def get_cpu_count(self) -> Optional[int]:
+    def get_cpu_count(self) -> int | None:
         if not self._env_crosses():
-            return self._python_backend().get_cpu_count()  # type: ignore[no-any-return]
+            return self._python_backend().get_cpu_count()
         v = self._ok(self._system_session().call("system", "get-cpu-count"))
         return None if v is None else int(v)
 
     def get_mem_size_gb(self) -> float:
         if not self._env_crosses():
-            return self._python_backend().get_mem_size_gb()  # type: ignore[no-any-return]
+            return self._python_backend().get_mem_size_gb()
         return self._ok(self._system_session().call("system", "get-mem-size-gb"))  # type: ignore[no-any-return]
 
-    def get_parallel_threads(self, cloud_str: Optional[str]) -> int:
+    def get_parallel_threads(self, cloud_str: str | None) -> int:
         return self._ok(  # type: ignore[no-any-return]
             self._pure_session().call("system", "get-parallel-threads", cloud_str)
         )
 
     def get_max_workers_for_file_mounts(
-        self, mounts: List[Tuple[str, PathArg]], cloud_str: Optional[str]
-    ) -> Tuple[int, Optional[str]]:
+        self, mounts: list[tuple[str, PathArg]], cloud_str: str | None
+    ) -> tuple[int, str | None]:
         grants = [self._grant(src) for _, src in mounts]
         for g in grants:
             if g.unnamed is not None:
-                return self._unnamed(g).get_max_workers_for_file_mounts(  # type: ignore[no-any-return]
-                    mounts, cloud_str
-                )
+                return self._unnamed(g).get_max_workers_for_file_mounts(mounts, cloud_str)
         # Destinations are ignored (upstream only reads the values).
-        pairs = [(dst if is_utf8(dst) else "", g.guest) for (dst, _), g in zip(mounts, grants)]
+        pairs = [
+            (dst if is_utf8(dst) else "", g.guest)
+            for (dst, _), g in zip(mounts, grants, strict=True)
+        ]
         r = self._file_session(grants).call(
             "system", "get-max-workers-for-file-mounts", pairs, cloud_str
         )
@@ -899,3 +344,8 @@ class WasmBackend:
 
     def find_free_port(self, start_port: int) -> int:
         return self._ok(self._pure_session().call("system", "find-free-port", start_port))  # type: ignore[no-any-return]
+
+
+def _dir_key(d: str | bytes) -> tuple[str | bytes, int, int]:
+    st = os.stat(d)
+    return (d, st.st_dev, st.st_ino)

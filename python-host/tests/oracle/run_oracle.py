@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parents[1] / "src"))
 
 import skyutils_wasm  # noqa: E402
 
-Case = Tuple[str, tuple, dict]  # type: ignore[type-arg]
+Case = tuple[str, tuple, dict]  # type: ignore[type-arg]
 
 
 def ensure_oracle() -> Path:
@@ -77,16 +77,16 @@ def rand_text(r: random.Random) -> str:
 
 def rand_num_text(r: random.Random) -> str:
     parts = ["1", "2", "16", "0.5", "1e3", "-1", "inf", "nan", "", " 8 ", "1_000", "abc",
-             "１２", "1e400", ".5", "5.", "0", "-0", "4.9e-324", "99999999999999999999999"]  # fmt: skip
+             "１２", "1e400", ".5", "5.", "0", "-0", "4.9e-324", "99999999999999999999999"]  # fmt: skip  # noqa: E501
     s = r.choice(parts)
     if r.random() < 0.3:
         s = r.choice(["", " ", "\xa0", "+"]) + s + r.choice(["", "\n", "x", "0"])
     return s
 
 
-def build_cases(n: int, seed: int, tmp: str) -> List[Case]:
+def build_cases(n: int, seed: int, tmp: str) -> list[Case]:
     r = random.Random(seed)
-    cases: List[Case] = []
+    cases: list[Case] = []
     for _ in range(n):
         cases.append(("base36_encode", (rand_hex(r),), {}))
         cases.append(("format_float", (rand_float(r), r.randint(0, 25)), {}))
@@ -113,7 +113,7 @@ def build_cases(n: int, seed: int, tmp: str) -> List[Case]:
     return cases
 
 
-def non_utf8_cases(tmp: bytes) -> List[Case]:
+def non_utf8_cases(tmp: bytes) -> list[Case]:
     """Latin-1 names (Linux paths are bytes), as ``str`` with surrogate
     escapes and as ``bytes``: in and of files and directories."""
     odd = os.path.join(tmp, b"caf\xe9")
@@ -121,7 +121,7 @@ def non_utf8_cases(tmp: bytes) -> List[Case]:
     for name in (b"a.log", b"\xff.log", b"r\xe9sum\xe9"):
         with open(os.path.join(odd, name), "wb") as f:
             f.write(b"one\ntwo \xe9\r\nthree\n")
-    cases: List[Case] = []
+    cases: list[Case] = []
     for rel in (b"a.log", b"\xff.log", b"r\xe9sum\xe9", b"nope\xe9", b""):
         p = os.path.join(odd, rel)
         for form in (os.fsdecode(p), p):
@@ -133,7 +133,7 @@ def non_utf8_cases(tmp: bytes) -> List[Case]:
 
 
 def ours(name: str, args: tuple, env: dict) -> Any:  # type: ignore[type-arg]
-    skyutils_wasm.configure(env=env)
+    skyutils_wasm.configure(env_override=env)
     try:
         r = getattr(skyutils_wasm, name)(*args)
         if hasattr(r, "hexdigest"):
@@ -175,7 +175,7 @@ def main() -> int:
             timeout=600,
         )
         upstream = pickle.loads(proc.stdout)
-    skyutils_wasm.configure(env=None)
+    skyutils_wasm.configure(env_override=None)
     bad = 0
     for j, i in enumerate(keep):
         for backend in ("wasm", "python"):

@@ -1,0 +1,192 @@
+"""The package's one ctypes layout of a component value.
+
+:class:`Val` mirrors ``wasmtime_component_val_t`` (checked against
+wasmtime-py's declaration at import), with the kind constants of
+``wasmtime_component_valkind_t``. Export calls (:mod:`._abi`) lower their
+arguments into Python-owned ``Val`` s and lift results from them; host
+functions (:mod:`._hostfacts`) write C-owned values with :func:`set_string`,
+:func:`set_record` and :func:`boxed`, which wasmtime frees after lowering.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import (
+    POINTER,
+    c_bool,
+    c_double,
+    c_float,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint8,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+    string_at,
+)
+
+from wasmtime import _ffi as ffi
+
+
+class Val(ctypes.Structure):
+    """Layout-compatible mirror of ``wasmtime_component_val_t``."""
+
+
+class Str(ctypes.Structure):
+    """A string or name as the C API hands it out (``wasm_byte_vec_t``)."""
+
+    _fields_ = [("size", c_size_t), ("data", c_void_p)]
+
+
+class _StrIn(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("data", ctypes.c_char_p)]
+
+
+class _List(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("data", POINTER(Val))]
+
+
+class Entry(ctypes.Structure):
+    """One ``name: value`` field of a record."""
+
+
+class _Record(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("data", POINTER(Entry))]
+
+
+class _Variant(ctypes.Structure):
+    _fields_ = [("disc", Str), ("val", POINTER(Val))]
+
+
+class _VariantIn(ctypes.Structure):
+    _fields_ = [("disc", _StrIn), ("val", POINTER(Val))]
+
+
+class _Result(ctypes.Structure):
+    _fields_ = [("is_ok", c_bool), ("val", POINTER(Val))]
+
+
+class _Union(ctypes.Union):
+    _fields_ = [
+        ("boolean", c_bool),
+        ("u8", c_uint8),
+        ("u16", c_uint16),
+        ("s32", c_int32),
+        ("u32", c_uint32),
+        ("s64", c_int64),
+        ("u64", c_uint64),
+        ("f32", c_float),
+        ("f64", c_double),
+        ("str", Str),
+        ("str_in", _StrIn),
+        ("list", _List),
+        ("record", _Record),
+        ("variant", _Variant),
+        ("variant_in", _VariantIn),
+        ("option", POINTER(Val)),
+        ("result", _Result),
+        ("resource", c_void_p),
+        ("_pad", c_uint8 * 24),
+    ]
+
+
+Val._fields_ = [("kind", c_uint8), ("of", _Union)]
+Entry._fields_ = [("name", Str), ("val", Val)]
+assert ctypes.sizeof(Val) == ctypes.sizeof(ffi.wasmtime_component_val_t)
+assert ctypes.sizeof(Entry) == ctypes.sizeof(ffi.wasmtime_component_valrecord_entry)
+#: Bytes per value (the stride of a list's elements).
+VAL_SIZE = ctypes.sizeof(Val)
+#: Offset of the payload in a value.
+OF = Val.of.offset
+
+# Kinds (wasmtime_component_valkind_t).
+BOOL, U8, U16, S32, U32, S64, U64, F32, F64, STRING = 0, 2, 4, 5, 6, 7, 8, 9, 10, 12
+LIST, RECORD, TUPLE, VARIANT, ENUM, OPTION, RESULT, RESOURCE = 13, 14, 15, 16, 17, 18, 19, 21
+for _name, _kind in (("BOOL", BOOL), ("U16", U16), ("STRING", STRING), ("RESOURCE", RESOURCE)):
+    assert getattr(ffi, f"WASMTIME_COMPONENT_{_name}").value == _kind, _name
+
+_dll = ctypes.CDLL(ffi.dll._name)
+#: ``wasmtime_component_func_call`` over this layout.
+func_call = _dll.wasmtime_component_func_call
+func_call.restype = c_void_p
+func_call.argtypes = [
+    POINTER(ffi.wasmtime_component_func_t),
+    POINTER(ffi.wasmtime_context_t),
+    POINTER(Val),
+    c_size_t,
+    POINTER(Val),
+    c_size_t,
+]
+#: Frees a value tree the C API allocated (``wasmtime_component_val_delete``).
+val_delete = _dll.wasmtime_component_val_delete
+val_delete.restype = None
+val_delete.argtypes = [POINTER(Val)]
+#: A host function's C signature (``wasmtime_component_func_callback_t``,
+#: with arguments and results in this layout and the unused context and
+#: type pointers untyped, which keeps each call cheap).
+HOST_FUNC = ctypes.CFUNCTYPE(
+    c_size_t, c_void_p, c_void_p, c_void_p, POINTER(Val), c_size_t, POINTER(Val), c_size_t
+)
+#: A host function's finalizer (called with its ``data`` when dropped).
+FINALIZER = ctypes.CFUNCTYPE(None, c_void_p)
+#: ``wasmtime_component_linker_instance_add_func`` taking a :data:`HOST_FUNC`.
+linker_add_func = _dll.wasmtime_component_linker_instance_add_func
+linker_add_func.restype = POINTER(ffi.wasmtime_error_t)
+linker_add_func.argtypes = [
+    POINTER(ffi.wasmtime_component_linker_instance_t),
+    ctypes.c_char_p,
+    c_size_t,
+    HOST_FUNC,
+    c_void_p,
+    FINALIZER,
+]
+_val_new = _dll.wasmtime_component_val_new
+_val_new.restype = POINTER(Val)
+_val_new.argtypes = [POINTER(Val)]
+_record_new = _dll.wasmtime_component_valrecord_new_uninit
+_record_new.restype = None
+_record_new.argtypes = [POINTER(_Record), c_size_t]
+_bytes_new = _dll.wasm_byte_vec_new
+_bytes_new.restype = None
+_bytes_new.argtypes = [POINTER(Str), c_size_t, ctypes.c_char_p]
+
+
+def read_name(s: Str) -> str:
+    """The text of a C-API string or name."""
+    return string_at(s.data, s.size).decode("utf-8") if s.size else ""
+
+
+def _new_str(s: Str, text: str) -> None:
+    b = text.encode("utf-8")
+    _bytes_new(ctypes.byref(s), len(b), b)
+
+
+def set_string(v: Val, text: str) -> None:
+    """``v`` := a C-owned ``string``."""
+    v.kind = STRING
+    _new_str(v.of.str, text)
+
+
+def boxed(v: Val) -> ctypes._Pointer[Val]:
+    """``v`` moved into a C-owned cell (for options, results and variants)."""
+    return _val_new(ctypes.byref(v))  # type: ignore[no-any-return]
+
+
+def set_variant(v: Val, case: str, payload: Val | None) -> None:
+    """``v`` := a C-owned variant case, with ``payload`` moved into it."""
+    v.kind = VARIANT
+    _new_str(v.of.variant.disc, case)
+    v.of.variant.val = None if payload is None else boxed(payload)
+
+
+def set_record(v: Val, names: tuple[str, ...]) -> list[Val]:
+    """``v`` := a C-owned record with fields ``names``; returns the fields'
+    value slots, for the caller to fill."""
+    rec = v.of.record
+    _record_new(ctypes.byref(rec), len(names))
+    for i, name in enumerate(names):
+        _new_str(rec.data[i].name, name)
+    v.kind = RECORD
+    return [rec.data[i].val for i in range(len(names))]
