@@ -79,3 +79,19 @@ def test_one_name_per_exception_class() -> None:
         with pytest.deprecated_call(match=new.__name__):
             assert getattr(skyutils_wasm, old) is new
         assert old not in skyutils_wasm.__all__
+
+
+def test_memory_limit_none_means_the_wasm32_maximum() -> None:
+    """``configure(memory_limit=None)`` (a natural "no cap") is wasm32's 4 GiB,
+    and a bad value is refused before it can break later calls."""
+    from skyutils_wasm._policy import WASM32_MAX_MEMORY
+
+    saved = skyutils_wasm.configure().memory_limit
+    try:
+        assert skyutils_wasm.configure(memory_limit=None).memory_limit == WASM32_MAX_MEMORY
+        assert skyutils_wasm.base36_encode("ff") == "73"
+        with pytest.raises(TypeError, match="memory_limit must be an int"):
+            skyutils_wasm.configure(memory_limit=1.5)
+        assert skyutils_wasm.base36_encode("ff") == "73"
+    finally:
+        skyutils_wasm.configure(memory_limit=saved)

@@ -105,7 +105,7 @@ class Policy:
         capabilities: frozenset[str] = CAPABILITIES,
         deadline: float | None = 30.0,
         fuel: int | None = None,
-        memory_limit: int = 512 << 20,
+        memory_limit: int | None = 512 << 20,
         max_output: int | None = 64 << 20,
         cgroup_root: str | None = "/sys/fs/cgroup",
         env_override: Mapping[str, str] | None = None,
@@ -160,7 +160,11 @@ class Policy:
                 f"unknown capabilities {sorted(unknown)} (known: {sorted(CAPABILITIES)})"
             )
         deadline, fuel = values["deadline"], values["fuel"]
+        if values["memory_limit"] is None:  # no cap of one's own: wasm32's
+            values = dict(values, memory_limit=WASM32_MAX_MEMORY)
         memory, max_output = values["memory_limit"], values["max_output"]
+        if not isinstance(memory, int) or isinstance(memory, bool):
+            raise TypeError(f"memory_limit must be an int (bytes), not {type(memory).__name__}")
         if deadline is not None and not deadline > 0:
             raise ValueError("deadline must be positive")
         if fuel is not None and fuel < 0:
