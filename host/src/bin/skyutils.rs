@@ -330,6 +330,13 @@ fn run(cli: &Cli, utils: &Utils) -> Result<Output, Error> {
     })
 }
 
+/// Prints `line` to stdout; a reader that went away (`| head -1`) ends the
+/// output quietly instead of a panic.
+fn print_line(line: &dyn std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The packaged component runs as the drop-in (no limits upstream lacks);
@@ -363,15 +370,15 @@ fn main() -> ExitCode {
     match utils.and_then(|u| run(&cli, &u)) {
         Ok(output) => {
             if cli.json {
-                println!("{}", output.json);
+                print_line(&output.json);
             } else if !output.text.is_empty() {
-                println!("{}", output.text);
+                print_line(&output.text);
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
             if cli.json {
-                println!("{}", json!({"error": e.kind(), "message": e.message()}));
+                print_line(&json!({"error": e.kind(), "message": e.message()}));
             } else {
                 eprintln!("skyutils: {}: {}", e.kind(), e.message());
             }

@@ -100,10 +100,15 @@ def _cloud_arg(cloud_str: Any) -> str | None:
 
 def _source(v: Any) -> str | bytes:
     """A mount source as upstream's ``os.path.isdir`` sees it: ``str`` or
-    ``bytes`` paths (any bytes); anything else, a NUL or a ``str`` that names
-    no bytes is never a directory."""
+    ``bytes`` paths (any bytes); a NUL or a ``str`` that names no bytes is
+    never a directory; other types get ``os.path.isdir``'s own answer (a
+    ``TypeError`` for ``None``, as upstream raises; a descriptor is never
+    treated as a mount source)."""
     if isinstance(v, os.PathLike):
         v = os.fspath(v)
+    if not isinstance(v, (str, bytes)):
+        os.path.isdir(v)  # upstream's TypeError for types stat() refuses
+        return ""
     return v if _sandboxable_path(v) else ""
 
 

@@ -176,16 +176,20 @@ def grant(path: PathArg, allowed: Sequence[bytes] | None = None) -> PathGrant:
     if missing:
         # A missing child of an existing directory can only be observed as
         # "does not exist": nothing needs to be granted for that.
+        first_exists = True
         if is_dir:
-            first = missing.split(b"/")[0]
             try:
-                os.lstat(os.path.join(resolved, first))
+                os.lstat(os.path.join(resolved, missing.split(b"/")[0]))
             except FileNotFoundError:
-                preopen = None
+                first_exists, preopen = False, None
             except OSError:
                 pass
         below = _join(guest, missing)
         if below is None:
+            if first_exists:
+                # An entry the guest cannot name that exists (a file with a
+                # trailing slash or ``/.``): answered without the guest.
+                return PathGrant(path, label, None, p)
             preopen, below = None, _missing_label(missing)
         guest = below
     if slash and not guest.endswith("/"):

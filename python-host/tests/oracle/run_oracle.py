@@ -127,7 +127,7 @@ def non_utf8_cases(tmp: bytes) -> list[Case]:
         for form in (os.fsdecode(p), p):
             cases.append(("read_last_n_lines", (form, 2), {}))
             cases.append(("hash_file", (form, "md5"), {}))
-    for form in (os.fsdecode(odd), odd):
+    for form in (os.fsdecode(odd), odd, None):
         cases.append(("get_max_workers_for_file_mounts", ({"/a": form},), {}))
     return cases
 
