@@ -174,16 +174,23 @@ fn plant() -> (Vec<u8>, String) {
     (evil, name)
 }
 
+/// A cache directory of mode `dir_mode` holding the plant, as the packaged
+/// component's entry, with mode `file_mode`: (directory, entry path, plant).
+fn planted(dir_mode: u32, file_mode: u32) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let (evil, name) = plant();
+    let tmp = tempfile::tempdir().unwrap();
+    set_mode(tmp.path(), dir_mode);
+    let path = tmp.path().join(&name);
+    std::fs::write(&path, &evil).unwrap();
+    set_mode(&path, file_mode);
+    (tmp, path, evil)
+}
+
 #[test]
 fn control_a_planted_entry_in_a_trusted_directory_is_loaded() {
     // What the plant does when the directory is the user's own: the evil
     // plugin answers instead of the packaged component.
-    let (evil, name) = plant();
-    let tmp = tempfile::tempdir().unwrap();
-    set_mode(tmp.path(), 0o700);
-    let path = tmp.path().join(&name);
-    std::fs::write(&path, &evil).unwrap();
-    set_mode(&path, 0o600);
+    let (tmp, _path, _evil) = planted(0o700, 0o600);
     let out = skyutils(tmp.path(), &["base36-encode", "ff"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "plant not loaded");
@@ -192,12 +199,7 @@ fn control_a_planted_entry_in_a_trusted_directory_is_loaded() {
 
 #[test]
 fn entry_in_a_world_writable_directory_is_not_loaded() {
-    let (evil, name) = plant();
-    let tmp = tempfile::tempdir().unwrap();
-    set_mode(tmp.path(), 0o777);
-    let path = tmp.path().join(&name);
-    std::fs::write(&path, &evil).unwrap();
-    set_mode(&path, 0o600);
+    let (tmp, path, evil) = planted(0o777, 0o600);
     assert_eq!(base36_ff(tmp.path()), (true, "73".into()));
     // Compiled in memory: the directory is left alone.
     assert_eq!(std::fs::read(&path).unwrap(), evil);
@@ -206,12 +208,7 @@ fn entry_in_a_world_writable_directory_is_not_loaded() {
 
 #[test]
 fn group_writable_entry_is_not_loaded_and_is_replaced() {
-    let (evil, name) = plant();
-    let tmp = tempfile::tempdir().unwrap();
-    set_mode(tmp.path(), 0o700);
-    let path = tmp.path().join(&name);
-    std::fs::write(&path, &evil).unwrap();
-    set_mode(&path, 0o660);
+    let (tmp, path, evil) = planted(0o700, 0o660);
     assert_eq!(base36_ff(tmp.path()), (true, "73".into()));
     assert_ne!(std::fs::read(&path).unwrap(), evil);
     assert_valid(&path);
