@@ -1,6 +1,7 @@
-"""The pure-Python backend: SPEC.md semantics in plain Python (used when
-wasmtime or the component is unavailable, or with SKYUTILS_BACKEND=python).
-The project's deliberate divergences (SPEC.md section 7) apply."""
+"""The pure-Python backend: the semantics of ``tests/vectors/SPEC.md`` in
+plain Python (used when wasmtime or the component is unavailable, or with
+SKYUTILS_BACKEND=python). The project's deliberate divergences (SPEC.md
+section 7) apply."""
 
 from __future__ import annotations
 
