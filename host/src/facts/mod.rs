@@ -113,6 +113,20 @@ fn tcp4_port_bindable(port: u16) -> bool {
     socket.bind(&address.into()).is_ok()
 }
 
+/// `Utils` on `facts`, with no environment and no cgroup tree: what the
+/// component answers from a host's facts alone (the per-OS tests).
+#[cfg(test)]
+fn utils_on(facts: impl HostFacts + 'static) -> crate::Utils {
+    let policy = crate::Policy {
+        env_override: Some(vec![]),
+        cgroup_root: Some("/nonexistent-cgroup".into()),
+        ..crate::Policy::default()
+    };
+    crate::Utils::new(policy)
+        .unwrap()
+        .with_facts(std::sync::Arc::new(facts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,14 +211,7 @@ mod tests {
 
     #[test]
     fn functions_through_the_component() {
-        let policy = crate::Policy {
-            env_override: Some(vec![]),
-            cgroup_root: Some("/nonexistent-cgroup".into()),
-            ..crate::Policy::default()
-        };
-        let utils = crate::Utils::new(policy)
-            .unwrap()
-            .with_facts(std::sync::Arc::new(Facts(Fake::default())));
+        let utils = super::super::utils_on(Facts(Fake::default()));
         assert_eq!(utils.get_cpu_count().unwrap(), Some(12.0));
         assert_eq!(utils.get_mem_size_gb().unwrap(), 32.0);
         assert_eq!(utils.get_parallel_threads(None).unwrap(), 11);
