@@ -95,10 +95,15 @@ impl Session {
         store.epoch_deadline_trap();
         // Start-up code runs at instantiation: limit it like a call.
         limits.arm(&mut store)?;
-        let instance = runtime
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| Error::Load(format!("{e:#}")))?;
+        // A trap in start-up code is the call's limit (a deadline, memory),
+        // reported as it would be during the call; anything else is loading.
+        let instance = runtime.pre.instantiate(&mut store).map_err(|e| {
+            if e.downcast_ref::<wasmtime::Trap>().is_some() {
+                limits.classify(e, store.data())
+            } else {
+                Error::Load(format!("{e:#}"))
+            }
+        })?;
         Ok(Box::new(Session {
             config,
             runtime: runtime.clone(),
