@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use proptest::prelude::*;
 use skyutils::{DecodeErrors, Error, Number, Policy, Utils};
-use skyutils_guest::system::{Context, Facts, Limit};
+use skyutils_guest::system::{CgroupFile, CgroupRead, Context, Facts, Limit};
 use skyutils_guest::{files, text};
 
 fn utils() -> &'static Utils {
@@ -120,7 +119,7 @@ proptest! {
             .unwrap()
             .with_facts(Arc::new(facts));
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let native = Context { facts: &facts, env: &lookup, cgroup_root: PathBuf::from("/nonexistent-cgroup") };
+        let native = Context { facts: &facts, env: &lookup };
         prop_assert_eq!(call(component.get_cpu_count()).map(|c| c.map(f64::to_bits)), native.get_cpu_count().map(|c| c.map(f64::to_bits)));
         prop_assert_eq!(call(component.get_mem_size_gb()).map(f64::to_bits), native.get_mem_size_gb().map(f64::to_bits));
     }
@@ -163,11 +162,7 @@ fn component_with(facts: FixedFacts) -> Utils {
 }
 
 fn native_with<'a>(facts: &'a FixedFacts, env: &'a dyn Fn(&str) -> Option<String>) -> Context<'a> {
-    Context {
-        facts,
-        env,
-        cgroup_root: PathBuf::from("/nonexistent-cgroup"),
-    }
+    Context { facts, env }
 }
 
 fn no_env(_: &str) -> Option<String> {
@@ -240,6 +235,9 @@ impl Facts for FixedFacts {
     }
     fn tcp4_port_bindable(&self, port: u16) -> skyutils_guest::Result<bool> {
         Ok(self.bindable(port))
+    }
+    fn read_cgroup_file(&self, _file: CgroupFile) -> skyutils_guest::Result<CgroupRead> {
+        Ok(CgroupRead::Absent) // as the component sees it: no cgroup root
     }
 }
 

@@ -2,11 +2,10 @@
 //! functions of this crate (built only for `wasm32`).
 
 use std::cell::RefCell;
-use std::path::PathBuf;
 
 use crate::error::{Error, OsError};
 use crate::files;
-use crate::system::{Context, Facts, Limit};
+use crate::system::{CgroupFile, CgroupRead, Context, Facts, Limit};
 use crate::text;
 
 wit_bindgen::generate!({
@@ -320,6 +319,22 @@ impl Facts for ImportedFacts {
     fn tcp4_port_bindable(&self, port: u16) -> crate::Result<bool> {
         denied(host_facts::tcp4_port_bindable(port))
     }
+    fn read_cgroup_file(&self, file: CgroupFile) -> crate::Result<CgroupRead> {
+        use host_facts::CgroupFile as F;
+        let file = match file {
+            CgroupFile::Controllers => F::Controllers,
+            CgroupFile::CpuMax => F::CpuMax,
+            CgroupFile::MemoryMax => F::MemoryMax,
+            CgroupFile::CpuCfsQuotaUs => F::CpuCfsQuotaUs,
+            CgroupFile::CpuCfsPeriodUs => F::CpuCfsPeriodUs,
+            CgroupFile::MemoryLimitInBytes => F::MemoryLimitInBytes,
+        };
+        Ok(match denied(host_facts::read_cgroup_file(file))? {
+            host_facts::CgroupRead::Absent => CgroupRead::Absent,
+            host_facts::CgroupRead::Unreadable => CgroupRead::Unreadable,
+            host_facts::CgroupRead::Text(text) => CgroupRead::Text(text),
+        })
+    }
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -330,7 +345,6 @@ fn with_context<T>(f: impl FnOnce(&Context) -> T) -> T {
     let context = Context {
         facts: &ImportedFacts,
         env: &env_var,
-        cgroup_root: PathBuf::from("/sys/fs/cgroup"),
     };
     f(&context)
 }

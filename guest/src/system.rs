@@ -1,10 +1,6 @@
 //! The `system` interface: CPU, memory, thread and worker policies, process
-//! and port checks. Host facts come through [`Facts`]; environment variables
-//! and cgroup files through [`Context`].
-
-use std::fs;
-use std::io::Read as _;
-use std::path::PathBuf;
+//! and port checks. Host facts (cgroup files included) come through
+//! [`Facts`]; environment variables through [`Context`].
 
 use crate::error::{Error, OsError, Result};
 use crate::files::{estimate_fd_for_directory, is_dir};
@@ -17,6 +13,34 @@ pub enum Limit {
     Finite(u64),
     /// `RLIM_INFINITY`.
     Unlimited,
+}
+
+/// A file of the cgroup tree, at its root (the `host-facts` `cgroup-file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupFile {
+    /// `cgroup.controllers`: a regular file there means cgroup v2.
+    Controllers,
+    /// v2 `cpu.max`.
+    CpuMax,
+    /// v2 `memory.max`.
+    MemoryMax,
+    /// v1 `cpu/cpu.cfs_quota_us`.
+    CpuCfsQuotaUs,
+    /// v1 `cpu/cpu.cfs_period_us`.
+    CpuCfsPeriodUs,
+    /// v1 `memory/memory.limit_in_bytes`.
+    MemoryLimitInBytes,
+}
+
+/// What a host found at a cgroup file (the `host-facts` `cgroup-read`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupRead {
+    /// No regular file there, or no cgroup tree at all.
+    Absent,
+    /// A regular file that could not be read or is not UTF-8.
+    Unreadable,
+    /// The file's content.
+    Text(String),
 }
 
 /// Raw OS facts the host supplies (the `host-facts` import). An `Err` is a
@@ -36,16 +60,16 @@ pub trait Facts {
     fn pid_exists(&self, pid: u32) -> Result<bool>;
     /// Whether a TCP socket can be bound to `port` on IPv4.
     fn tcp4_port_bindable(&self, port: u16) -> Result<bool>;
+    /// A file of the cgroup tree.
+    fn read_cgroup_file(&self, file: CgroupFile) -> Result<CgroupRead>;
 }
 
-/// Where the functions read the environment and the cgroup tree.
+/// Where the functions read host facts and the environment.
 pub struct Context<'a> {
     /// The host's raw facts.
     pub facts: &'a dyn Facts,
     /// Looks up an environment variable (`None` when unset).
     pub env: &'a dyn Fn(&str) -> Option<String>,
-    /// Directory that stands for `/sys/fs/cgroup`.
-    pub cgroup_root: PathBuf,
 }
 
 const CPU_LIMIT_VAR: &str = "SKYPILOT_POD_CPU_CORE_LIMIT";
@@ -55,57 +79,70 @@ const NONE_COMPARE: &str = "'<' not supported between instances of 'int' and 'No
 const GIB: f64 = 1_073_741_824.0;
 
 impl Context<'_> {
-    /// Text of a cgroup file; `None` on any read failure or invalid UTF-8.
-    /// (Open and read, without `fs::read`'s size query: each filesystem call
-    /// is a round trip to the host, and cgroup files are tiny.)
-    fn cgroup_text(&self, relative: &str) -> Option<String> {
-        let mut bytes = Vec::with_capacity(64);
-        fs::File::open(self.cgroup_root.join(relative))
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .ok()?;
-        String::from_utf8(bytes).ok()
+    /// Text of a cgroup file; `None` when absent, unreadable or not UTF-8.
+    fn cgroup_text(&self, file: CgroupFile) -> Result<Option<String>> {
+        Ok(match self.facts.read_cgroup_file(file)? {
+            CgroupRead::Text(text) => Some(text),
+            CgroupRead::Absent | CgroupRead::Unreadable => None,
+        })
     }
 
-    fn cgroup_v2(&self) -> bool {
-        fs::metadata(self.cgroup_root.join("cgroup.controllers")).is_ok_and(|m| m.is_file())
+    fn cgroup_v2(&self) -> Result<bool> {
+        let controllers = self.facts.read_cgroup_file(CgroupFile::Controllers)?;
+        Ok(controllers != CgroupRead::Absent)
     }
 
     /// The cgroup CPU limit (quota / period), if any.
-    fn cgroup_cpu_limit(&self) -> Option<f64> {
-        if self.cgroup_v2() {
-            let text = self.cgroup_text("cpu.max")?;
+    fn cgroup_cpu_limit(&self) -> Result<Option<f64>> {
+        if self.cgroup_v2()? {
+            let Some(text) = self.cgroup_text(CgroupFile::CpuMax)? else {
+                return Ok(None);
+            };
             let tokens = py_split(&text);
             let [quota, period] = tokens.as_slice() else {
-                return None;
+                return Ok(None);
             };
             if *quota == "max" {
-                return None;
+                return Ok(None);
             }
-            let (quota, period) = (parse_float(quota)?, parse_float(period)?);
+            let (Some(quota), Some(period)) = (parse_float(quota), parse_float(period)) else {
+                return Ok(None);
+            };
             // A zero period means "no limit" (deliberate divergence b).
-            (quota > 0.0 && period != 0.0).then(|| quota / period)
+            Ok((quota > 0.0 && period != 0.0).then(|| quota / period))
         } else {
-            let read = |file| parse_float(py_strip(&self.cgroup_text(file)?));
-            let quota = read("cpu/cpu.cfs_quota_us")?;
-            let period = read("cpu/cpu.cfs_period_us")?;
-            (quota > 0.0 && period > 0.0).then(|| quota / period)
+            let read = |file| -> Result<Option<f64>> {
+                Ok(self
+                    .cgroup_text(file)?
+                    .and_then(|t| parse_float(py_strip(&t))))
+            };
+            let Some(quota) = read(CgroupFile::CpuCfsQuotaUs)? else {
+                return Ok(None);
+            };
+            let Some(period) = read(CgroupFile::CpuCfsPeriodUs)? else {
+                return Ok(None);
+            };
+            Ok((quota > 0.0 && period > 0.0).then(|| quota / period))
         }
     }
 
     /// The cgroup memory limit in bytes (saturated), if any.
-    fn cgroup_memory_limit(&self) -> Option<u128> {
-        let file = if self.cgroup_v2() {
-            "memory.max"
+    fn cgroup_memory_limit(&self) -> Result<Option<u128>> {
+        let file = if self.cgroup_v2()? {
+            CgroupFile::MemoryMax
         } else {
-            "memory/memory.limit_in_bytes"
+            CgroupFile::MemoryLimitInBytes
         };
-        let text = self.cgroup_text(file)?;
+        let Some(text) = self.cgroup_text(file)? else {
+            return Ok(None);
+        };
         let text = py_strip(&text);
         if text.is_empty() || text == "max" {
-            return None;
+            return Ok(None);
         }
-        let value = parse_int(text)?;
-        value.is_positive().then_some(value.magnitude)
+        Ok(parse_int(text)
+            .filter(|v| v.is_positive())
+            .map(|v| v.magnitude))
     }
 
     /// `get_cpu_count()`: an integral value (possibly beyond 64 bits), or
@@ -122,7 +159,7 @@ impl Context<'_> {
             let logical = cpu.ok_or_else(|| Error::Type(NONE_COMPARE.into()))?;
             cpu = Some(logical.min(f64::from(affinity)));
         }
-        if let Some(limit) = self.cgroup_cpu_limit() {
+        if let Some(limit) = self.cgroup_cpu_limit()? {
             let limit = truncate_float(limit)?;
             let current = cpu.ok_or_else(|| Error::Type(NONE_COMPARE.into()))?;
             cpu = Some(current.min(limit));
@@ -145,7 +182,7 @@ impl Context<'_> {
             });
         }
         let total = self.facts.memory_total_bytes()?;
-        let bytes = match self.cgroup_memory_limit() {
+        let bytes = match self.cgroup_memory_limit()? {
             Some(limit) if limit < u128::from(total) => limit as u64,
             _ => total,
         };

@@ -80,9 +80,9 @@ pub struct Policy {
     pub env_override: Option<Vec<(String, String)>>,
     /// Granted host capabilities. Default: all.
     pub capabilities: Vec<Capability>,
-    /// Host directory pre-opened read-only at `/sys/fs/cgroup` for the calls
-    /// that read cgroups (`get_cpu_count`, `get_mem_size_gb`); `None` hides
-    /// cgroups (every cgroup read fails: "no limit").
+    /// The cgroup tree whose limit files (`host-facts` `read-cgroup-file`)
+    /// the calls that read cgroups see (`get_cpu_count`, `get_mem_size_gb`);
+    /// `None` hides cgroups (every file absent: "no limit").
     pub cgroup_root: Option<PathBuf>,
     /// Wall-clock limit per call (epoch interruption); `None`: no deadline.
     pub deadline: Option<Duration>,

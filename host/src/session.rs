@@ -83,6 +83,7 @@ impl Session {
             table: Default::default(),
             facts,
             capabilities,
+            cgroup_root: config.cgroup_root.clone(),
             memory: limits.meter(),
             stderr,
         };

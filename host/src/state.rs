@@ -3,13 +3,14 @@
 //! captured stderr, and the `host-facts` import gated by the granted
 //! capabilities.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{host_facts, skypilot::utils::types};
-use crate::facts::{HostFacts, Limit};
+use crate::facts::{cgroup, HostFacts, Limit};
 use crate::limits::MemoryMeter;
 use crate::policy::Capability;
 
@@ -23,6 +24,9 @@ pub(crate) struct InstanceState {
     pub facts: Arc<dyn HostFacts>,
     /// The capabilities the `host-facts` import may use.
     pub capabilities: Vec<Capability>,
+    /// The cgroup tree `read-cgroup-file` reads (the policy's `cgroup_root`
+    /// for the calls that read cgroups; `None`: no cgroup files).
+    pub cgroup_root: Option<PathBuf>,
     /// The store's memory limiter.
     pub memory: MemoryMeter,
     /// The guest's stderr (a panic message lands here), capped.
@@ -99,5 +103,20 @@ impl host_facts::Host for InstanceState {
     fn tcp4_port_bindable(&mut self, port: u16) -> Result<bool, String> {
         self.gate(Capability::Network)?;
         self.facts.tcp4_port_bindable(port)
+    }
+
+    fn read_cgroup_file(
+        &mut self,
+        file: host_facts::CgroupFile,
+    ) -> Result<host_facts::CgroupRead, String> {
+        use host_facts::CgroupFile as F;
+        match file {
+            F::CpuMax | F::CpuCfsQuotaUs | F::CpuCfsPeriodUs => self.gate(Capability::Cpu)?,
+            F::MemoryMax | F::MemoryLimitInBytes => self.gate(Capability::Memory)?,
+            F::Controllers => self
+                .gate(Capability::Cpu)
+                .or_else(|_| self.gate(Capability::Memory))?,
+        }
+        Ok(cgroup::read(self.cgroup_root.as_deref(), file))
     }
 }

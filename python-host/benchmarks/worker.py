@@ -102,7 +102,10 @@ def measure(fn: Callable[[], Any], budget_s: float) -> list[float]:
 
 def main() -> None:
     system, data, budget = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    out = {name: measure(fn, budget) for name, fn in functions(system, data).items()}
+    # SKYUTILS_BENCH_ONLY=name,name,... times only those (for quick checks).
+    only = [n for n in os.environ.get("SKYUTILS_BENCH_ONLY", "").split(",") if n]
+    table = functions(system, data)
+    out = {name: measure(fn, budget) for name, fn in table.items() if not only or name in only}
     json.dump(out, sys.stdout)
 
 

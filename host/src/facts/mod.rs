@@ -25,6 +25,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 pub use skyutils_guest::system::Limit;
 
+pub(crate) mod cgroup;
 #[cfg(any(target_os = "linux", test))]
 mod linux;
 #[cfg(any(target_os = "macos", test))]

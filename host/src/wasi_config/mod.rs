@@ -18,13 +18,13 @@ use crate::policy::{FileAccess, Policy};
 use crate::Error;
 use grants::{guest_label, PathGrant};
 
-/// Whether a call's instance sees the cgroup tree: only `get_cpu_count` and
-/// `get_mem_size_gb` read it, so only they get the preopen.
+/// Whether a call's instance may read the cgroup files (`read-cgroup-file`):
+/// only `get_cpu_count` and `get_mem_size_gb` read them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cgroups {
-    /// No `/sys/fs/cgroup` preopen.
+    /// No cgroup files.
     Hidden,
-    /// The policy's `cgroup_root` pre-opened at `/sys/fs/cgroup`.
+    /// The files under the policy's `cgroup_root`.
     Visible,
 }
 
@@ -35,6 +35,8 @@ pub(crate) struct WasiConfig {
     pub env: Vec<(String, String)>,
     /// Read-only pre-opened directories.
     pub preopens: Vec<Preopen>,
+    /// Where `read-cgroup-file` reads (not a preopen: a host fact).
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// A host directory pre-opened read-only at a guest path.
@@ -88,7 +90,7 @@ impl Preopen {
 
 impl WasiConfig {
     /// The configuration a call with these grants gets under `policy`: the
-    /// cgroup tree if asked for, the allowed directories (strict mode) or
+    /// cgroup files if asked for, the allowed directories (strict mode) or
     /// the directories the grants need (per call), and the allowed
     /// environment as it is now.
     pub fn for_call(
@@ -97,10 +99,11 @@ impl WasiConfig {
         cgroups: Cgroups,
     ) -> Result<WasiConfig, Error> {
         let mut preopens = Vec::new();
-        if let (Some(root), Cgroups::Visible) = (&policy.cgroup_root, cgroups) {
-            // No cgroup tree (e.g. not Linux) simply means "no cgroup limit".
-            preopens.extend(Preopen::new(root, "/sys/fs/cgroup"));
-        }
+        // No cgroup tree (e.g. not Linux) simply means "no cgroup limit".
+        let cgroup_root = match cgroups {
+            Cgroups::Visible => policy.cgroup_root.clone(),
+            Cgroups::Hidden => None,
+        };
         match &policy.files {
             FileAccess::AllowDirs(dirs) => {
                 for dir in dirs {
@@ -119,6 +122,7 @@ impl WasiConfig {
         Ok(WasiConfig {
             env: policy.guest_env(),
             preopens,
+            cgroup_root,
         })
     }
 

@@ -38,6 +38,8 @@ from ._val import (
     U64,
     VAL_SIZE,
     VARIANT,
+    Str,
+    StrIn,
     Val,
     func_call,
     read_name,
@@ -53,7 +55,8 @@ _I64 = (-(1 << 63), (1 << 63) - 1)
 
 
 def _string_lower(v: Any, slot: Val, keep: Keep) -> None:
-    # The one place strings enter the component: strict UTF-8, so that no
+    # The one place strings enter the component (with _bind_string, for a
+    # parameter's own slot): strict UTF-8, so that no
     # lone surrogate (which wasmtime's C API would abort the process on)
     # ever reaches it. Callers route such strings elsewhere first; this
     # raises ``UnicodeEncodeError`` if one slips through.
@@ -242,6 +245,142 @@ def compile_lower(ty: TypeDesc) -> Lower:
     return factory(ty)
 
 
+# -- bound lowering: a parameter's own slot, reused by every call ------------
+#
+# Each export keeps one argument array (the C API only borrows it during the
+# call), so a parameter's kind is written once and scalar, string, option
+# and variant parameters write only their payload: no per-call allocation,
+# and field views bound once instead of looked up through the union.
+
+Bound = Callable[[Any, Keep], None]
+
+#: Strings longer than this are let go after the call (not kept alive by the
+#: reused argument slot until the next one).
+SMALL = 1 << 16
+
+
+def _bind_string(slot: Val) -> Bound:
+    slot.kind = STRING
+    view = slot.of.str_in
+
+    def lower(v: Any, keep: Keep) -> None:
+        b = v.encode()  # strict UTF-8, as in _string_lower
+        view.size = len(b)
+        view.data = b
+        if len(b) > SMALL:
+            keep.append(view)
+
+    return lower
+
+
+def _bind_int(ty: TypeDesc, slot: Val) -> Bound:
+    field = ty[0]
+    code, lo, hi = _INT_RANGES[field]
+    slot.kind = code
+    of = slot.of
+
+    def lower(v: Any, keep: Keep) -> None:
+        if not lo <= v <= hi:
+            raise OverflowError(f"{v} out of range for {field}")
+        setattr(of, field, v)
+
+    return lower
+
+
+def _bind_bool(slot: Val) -> Bound:
+    slot.kind = BOOL
+    of = slot.of
+
+    def lower(v: Any, keep: Keep) -> None:
+        of.boolean = bool(v)
+
+    return lower
+
+
+def _bind_f64(slot: Val) -> Bound:
+    slot.kind = F64
+    of = slot.of
+
+    def lower(v: Any, keep: Keep) -> None:
+        of.f64 = v
+
+    return lower
+
+
+def _bind_option(ty: TypeDesc, slot: Val) -> Bound:
+    slot.kind = OPTION
+    cell = Val()
+    inner = bind_lower(ty[1], cell)
+    of = slot.of
+    present = ctypes.pointer(cell)
+
+    def lower(v: Any, keep: Keep) -> None:
+        if v is None:
+            of.option = None
+        else:
+            inner(v, keep)
+            of.option = present
+
+    return lower
+
+
+class _VariantAt(ctypes.Structure):
+    """A variant argument with its pointers as addresses (plain ints: no
+    ctypes bookkeeping when set)."""
+
+    _fields_ = [("disc_size", ctypes.c_size_t), ("disc", c_void_p), ("val", c_void_p)]
+
+
+def _bind_variant(ty: TypeDesc, slot: Val) -> Bound:
+    slot.kind = VARIANT
+    view = _VariantAt.from_address(ctypes.addressof(slot) + OF)
+    cases: dict[str, tuple[int, int, Bound | None, int | None]] = {}
+    held: list[Any] = []  # the case names' bytes and the payload cells
+    for name, t in ty[1]:
+        disc = ctypes.c_char_p(name.encode())
+        held.append(disc)
+        disc_at = ctypes.cast(disc, c_void_p).value or 0
+        if t is None:
+            cases[name] = (len(name.encode()), disc_at, None, None)
+        else:
+            cell = Val()
+            held.append(cell)
+            cases[name] = (len(name.encode()), disc_at, bind_lower(t, cell), ctypes.addressof(cell))
+
+    def lower(v: Any, keep: Keep, held: Any = held) -> None:
+        tag, payload = v
+        view.disc_size, view.disc, inner, view.val = cases[tag]
+        if inner is not None:
+            inner(payload, keep)
+
+    return lower
+
+
+def bind_lower(ty: TypeDesc, slot: Val) -> Bound:
+    """A function writing a Python value of component type ``ty`` into
+    ``slot``, a value the caller keeps for every call (an export's argument,
+    or a cell of one)."""
+    kind = ty[0]
+    if kind == "string":
+        return _bind_string(slot)
+    if kind in _INT_RANGES:
+        return _bind_int(ty, slot)
+    if kind == "bool":
+        return _bind_bool(slot)
+    if kind == "f64":
+        return _bind_f64(slot)
+    if kind == "option":
+        return _bind_option(ty, slot)
+    if kind == "variant":
+        return _bind_variant(ty, slot)
+    generic = compile_lower(ty)
+
+    def lower(v: Any, keep: Keep) -> None:
+        generic(v, slot, keep)
+
+    return lower
+
+
 # -- lifting: one factory per kind, ``ty`` -> Lift ------------------------------
 
 
@@ -352,6 +491,67 @@ def compile_lift(ty: TypeDesc) -> Lift:
     return factory(ty)
 
 
+class _ResultAt(ctypes.Structure):
+    """A result's payload with its pointer read as an address."""
+
+    _fields_ = [("is_ok", ctypes.c_bool), ("val", c_void_p)]
+
+
+#: UTF-8 bytes at an address as a ``str``, in one step (keeps the GIL).
+text_at = ctypes.pythonapi.PyUnicode_FromStringAndSize
+text_at.restype = ctypes.py_object
+text_at.argtypes = [c_void_p, ctypes.c_ssize_t]
+
+
+def _lift_at(ty: TypeDesc) -> Callable[[int], Any] | None:
+    """A lift reading the value at an address (a result's or option's
+    cell), or None for no payload."""
+    if ty is None:
+        return None
+    if ty[0] in ("string", "enum"):
+        # The C API boxes a payload anew for every call, mostly at the
+        # address the last one was freed from: reuse that view.
+        last: list[Any] = [0, None]
+
+        def lift_str(at: int) -> str:
+            if at == last[0]:
+                s = last[1]
+            else:
+                s = Str.from_address(at + OF)
+                last[0], last[1] = at, s
+            return text_at(s.data, s.size)  # type: ignore[no-any-return]
+
+        return lift_str
+    generic = compile_lift(ty)
+    return lambda at: generic(Val.from_address(at))
+
+
+def bind_lift(ty: TypeDesc, slot: Val) -> Callable[[], Any]:
+    """A function reading a result of type ``ty`` from ``slot``, the value
+    an export writes its result to at every call (views bound once)."""
+    kind = ty[0]
+    if kind == "result":
+        view = _ResultAt.from_address(ctypes.addressof(slot) + OF)
+        ok, err = _lift_at(ty[1]), _lift_at(ty[2])
+
+        def lift_result() -> Any:
+            p = view.val
+            if view.is_ok:
+                return (True, ok(p) if ok and p else None)
+            return (False, err(p) if err and p else None)
+
+        return lift_result
+    if kind == "string":
+        s = slot.of.str
+
+        def lift_str() -> str:
+            return text_at(s.data, s.size)  # type: ignore[no-any-return]
+
+        return lift_str
+    generic = compile_lift(ty)
+    return lambda: generic(slot)
+
+
 def output_size(v: Val) -> int:
     """Bytes of strings and byte lists in a result tree (each list element
     counts one more), as the Rust host's ``OutputSize``; read before lifting."""
@@ -392,40 +592,56 @@ class OutputLimit(Exception):
 
 
 class FastFunc:
-    """One export with its compiled converters; call with a store context."""
+    """One export with its compiled converters and its own argument and
+    result slots; call with a store context's address. Not reentrant: the
+    session's lock serializes calls."""
 
-    __slots__ = ("_func", "_lowers", "_lift", "_n", "_argty")
+    __slots__ = ("_func", "_addr", "_lowers", "_lift", "_n", "_argv", "_out", "_argv_at", "_out_at")
 
     def __init__(self, func: Any, params: list[TypeDesc], result: TypeDesc) -> None:
         """``func`` is a raw ``wasmtime_component_func_t``; ``params`` and
         ``result`` describe its type."""
         self._func = func
-        self._lowers = [compile_lower(t) for t in params]
-        self._lift = None if result is None else compile_lift(result)
-        self._n = len(self._lowers)
-        self._argty = Val * self._n
+        self._addr = ctypes.addressof(func)
+        self._n = len(params)
+        self._argv = (Val * max(self._n, 1))()
+        self._argv_at = ctypes.addressof(self._argv)
+        self._lowers = [bind_lower(t, self._argv[i]) for i, t in enumerate(params)]
+        self._out = Val()
+        self._out_at = ctypes.addressof(self._out)
+        self._lift = None if result is None else bind_lift(result, self._out)
 
-    def call(self, ctx: Any, args: Any, max_output: Any) -> Any:
+    def call(self, ctx: int, args: Any, max_output: int | None) -> Any:
         """Calls the export; a result over ``max_output`` bytes (None: no
-        limit) raises :class:`OutputLimit` without being lifted."""
-        argv = self._argty()
+        limit) raises :class:`OutputLimit` without being lifted.
+
+        The GIL is released during the call even when it is short: the
+        guest's stderr (a panic message) reaches Python from another thread."""
         keep: Keep = []
-        for i, lower in enumerate(self._lowers):
-            lower(args[i], argv[i], keep)
+        for lower, arg in zip(self._lowers, args, strict=True):
+            lower(arg, keep)
         lift = self._lift
-        out = Val()
-        err = func_call(ctypes.byref(self._func), ctx, argv, self._n, out, 0 if lift is None else 1)
+        err = func_call(
+            self._addr, ctx, self._argv_at, self._n, self._out_at, 0 if lift is None else 1
+        )
+        for x in keep:  # large strings: not held by the slot until next time
+            if isinstance(x, StrIn):
+                x.data = None
         if err:
             error = WasmtimeError._from_ptr(ctypes.cast(err, POINTER(ffi.wasmtime_error_t)))
             raise_last_exception()
             raise error
         if lift is None:
             return None
+        out = self._out
         try:
             if max_output is not None:
                 size = output_size(out)
                 if size > max_output:
                     raise OutputLimit(size, max_output)
-            return lift(out)
+            return lift()
         finally:
-            val_delete(out)
+            val_delete(self._out_at)
+            # The C API does not clear a deleted value: reset the slot so it
+            # is never freed twice.
+            out.kind = BOOL

@@ -166,6 +166,8 @@ def find_free_port(b: Backend, start_port: Any) -> int:
 
 def base36_encode(b: Backend, hex_str: Any) -> str:
     """``base36_encode`` on backend ``b``."""
+    if type(hex_str) is str and hex_str.isascii() and "\x00" not in hex_str:
+        return b.base36_encode(hex_str)  # the common case, first
     if isinstance(hex_str, str) and "\x00" not in hex_str and is_utf8(hex_str):
         return b.base36_encode(str(hex_str))
     return _py().base36_encode(hex_str)
@@ -173,6 +175,14 @@ def base36_encode(b: Backend, hex_str: Any) -> str:
 
 def format_float(b: Backend, num: Any, precision: Any) -> str:
     """``format_float`` on backend ``b``."""
+    t = type(num)  # the common cases, first
+    if t is float:
+        if num.is_integer():
+            return b.format_float(num, 0)
+        if type(precision) is int and _I64_MIN <= precision <= _I64_MAX:
+            return b.format_float(num, precision)
+    elif t is int and _I64_MIN <= num <= _I64_MAX:
+        return b.format_float(num, 0)
     if isinstance(num, int):
         if _is_int(num) and _fits(num):
             return b.format_float(num, 0)
@@ -192,6 +202,14 @@ def format_float(b: Backend, num: Any, precision: Any) -> str:
 
 def truncate_long_string(b: Backend, s: Any, max_length: Any, truncate_middle: Any) -> str:
     """``truncate_long_string`` on backend ``b``."""
+    if (
+        type(s) is str
+        and type(max_length) is int
+        and _I64_MIN <= max_length <= _I64_MAX
+        and s.isascii()
+        and "\x00" not in s
+    ):
+        return b.truncate_long_string(s, max_length, bool(truncate_middle))  # the common case
     if (
         isinstance(s, str)
         and _is_int(max_length)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _capi, _config
+from . import _capi, _cgroup, _config
 from ._facts import HostFacts
 from ._policy import CAPABILITIES
 from ._val import (
@@ -25,6 +25,7 @@ from ._val import (
     U64,
     Val,
     boxed,
+    read_name,
     set_record,
     set_string,
     set_variant,
@@ -71,6 +72,17 @@ def _set_nofile(v: Val, value: Any) -> None:
     """``nofile``: a record of two limits, from ``(soft, hard)``."""
     for slot, limit in zip(set_record(v, ("soft", "hard")), value, strict=True):
         _set_limit(slot, limit)
+
+
+def _set_cgroup_read(v: Val, value: Any) -> None:
+    """``cgroup-read`` from ``(case, text or None)``."""
+    case, text = value
+    if text is None:
+        set_variant(v, case, None)
+        return
+    payload = Val()
+    set_string(payload, text)
+    set_variant(v, case, payload)
 
 
 def _write_result(out: Val, value: Any, error: str | None, set_ok: Setter) -> None:
@@ -122,10 +134,12 @@ def define_host_facts(
     hf: _capi.LinkerInstance,
     capabilities: frozenset[str] = CAPABILITIES,
     source: HostFacts | None = None,
+    cgroup_root: Callable[[], str | None] | None = None,
 ) -> None:
     """Defines the ``host-facts`` functions in linker instance ``hf``:
-    facts from ``source`` (None: ``SETTINGS.facts`` at each call), gated by
-    ``capabilities``."""
+    facts from ``source`` (None: ``SETTINGS.facts`` at each call) and cgroup
+    files under ``cgroup_root()`` (None: ``SETTINGS.cgroup_root`` at each
+    call), gated by ``capabilities``."""
 
     def facts() -> Any:
         return _config.facts() if source is None else source
@@ -148,3 +162,16 @@ def define_host_facts(
     _add_raw_func(hf, "pid-exists", pid, _set_bool)
     port = fact("network", lambda a: facts().tcp4_port_bindable(a[0].of.u16))
     _add_raw_func(hf, "tcp4-port-bindable", port, _set_bool)
+
+    def root() -> str | None:
+        return _config.SETTINGS.cgroup_root if cgroup_root is None else cgroup_root()
+
+    def read_cgroup_file(args: Any) -> tuple[Any, str | None]:
+        file = read_name(args[0].of.str)  # an enum case
+        kind = file.split("-", 1)[0]  # cpu, memory, or controllers (either)
+        caps = ("cpu", "memory") if kind == "controllers" else (kind,)
+        if not any(c in capabilities for c in caps):
+            return None, _denied(caps[0])
+        return _cgroup.read(root(), file), None
+
+    _add_raw_func(hf, "read-cgroup-file", read_cgroup_file, _set_cgroup_read)

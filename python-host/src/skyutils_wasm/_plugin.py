@@ -147,6 +147,7 @@ def load(
             metered=policy.fuel is not None,
             capabilities=policy.capabilities,
             facts=policy.facts if facts is None else facts,
+            cgroup_root=lambda: policy.cgroup_root,
         )
     except wasmtime.WasmtimeError as e:
         raise PluginLoadError(f"component could not be loaded: {e}") from None

@@ -5,6 +5,7 @@ component (through :mod:`._cache`) and a linker with WASIp2 and the
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ class Runtime:
         metered: bool = False,
         capabilities: frozenset[str] = CAPABILITIES,
         facts: HostFacts | None = None,
+        cgroup_root: Callable[[], str | None] | None = None,
     ) -> None:
         self.metered = metered
         self.engine = engine(metered)
@@ -86,7 +88,7 @@ class Runtime:
         try:
             hf = root.add_instance(f"{PKG}/host-facts@{VER}")
             try:
-                define_host_facts(hf, capabilities, facts)
+                define_host_facts(hf, capabilities, facts, cgroup_root)
             finally:
                 hf.close()
         finally:
@@ -108,8 +110,7 @@ class Runtime:
         self,
         preopens: list[tuple[bytes, str]],
         env: dict[str, str],
-        cgroup: str | None,
         limits: Policy,
     ) -> Session:
         """A new sandbox instance with exactly these read-only grants."""
-        return Session(self, preopens, env, cgroup, limits)
+        return Session(self, preopens, env, limits)

@@ -9,6 +9,7 @@ dead and the backend builds a new one.
 from __future__ import annotations
 
 import collections
+import ctypes
 import os
 import re
 import threading
@@ -69,7 +70,6 @@ class Session:
         rt: Runtime,
         preopens: list[tuple[bytes, str]],
         env: dict[str, str],
-        cgroup: str | None,
         limits: Policy,
     ) -> None:
         self.rt = rt
@@ -85,11 +85,6 @@ class Session:
         wasi = wasmtime.WasiConfig()
         wasi.env = list(env.items())
         wasi.stderr_custom = self._on_stderr
-        if cgroup is not None:
-            try:
-                wasi.preopen_dir(cgroup, "/sys/fs/cgroup", False)
-            except wasmtime.WasmtimeError:
-                pass
         opened: list[int] = []
         try:
             for host, guest in preopens:
@@ -103,6 +98,11 @@ class Session:
                 os.close(fd)
         self.store = store
         self.ctx = store._context()
+        #: The store context's address, as export calls take it.
+        self.ctx_at: int = ctypes.cast(self.ctx, ctypes.c_void_p).value or 0
+        #: Whether the armed epoch deadline is "none" (which never runs out,
+        #: so calls without a deadline need not re-arm it).
+        self._unbounded = False
         self._arm()
         try:
             self.instance = rt.linker.instantiate(store, rt.component)
@@ -110,7 +110,7 @@ class Session:
             if isinstance(e, wasmtime.Trap) or _is_trap(str(e)):
                 raise self._trap(e) from None
             raise PluginLoadError(f"component could not be instantiated: {e}") from None
-        self.funcs: dict[str, _abi.FastFunc] = {}
+        self.funcs: dict[tuple[str, str], _abi.FastFunc] = {}
 
     def _on_stderr(self, data: bytes) -> None:
         if len(self.stderr) < _STDERR_CAP:
@@ -121,16 +121,21 @@ class Session:
         call: the deadline (as epoch ticks from now; straight to the C API,
         wasmtime-py's wrapper costs ~1 µs) and the fuel budget."""
         limits = self.limits
-        _set_epoch_deadline(self.ctx, _deadline_ticks(limits.deadline))
+        if limits.deadline is not None:
+            _set_epoch_deadline(self.ctx, _deadline_ticks(limits.deadline))
+            self._unbounded = False
+        elif not self._unbounded:
+            _set_epoch_deadline(self.ctx, _NO_DEADLINE_TICKS)
+            self._unbounded = True
         if limits.fuel is not None:
             self.store.set_fuel(limits.fuel)
 
     def func(self, iface: str, name: str) -> _abi.FastFunc:
         """Export ``iface#name`` with its compiled converters (looked up once);
         :class:`MissingExportError` when the component lacks it."""
-        key = f"{iface}#{name}"
-        f = self.funcs.get(key)
+        f = self.funcs.get((iface, name))
         if f is None:
+            key = f"{iface}#{name}"
             full = f"{PKG}/{iface}@{VER}"
             try:
                 raw = self.instance.func(self.store, full, name)
@@ -141,7 +146,7 @@ class Session:
                 f = _abi.FastFunc(raw, params, result)
             except TypeError as e:
                 raise MissingExportError(f"{full}#{name} (unsupported type: {e})") from None
-            self.funcs[key] = f
+            self.funcs[iface, name] = f
         return f
 
     def call(self, iface: str, name: str, *args: Any) -> Any:
@@ -149,12 +154,14 @@ class Session:
         with self.lock:
             if self.dead is not None:
                 raise SandboxError(f"sandbox instance was discarded after: {self.dead}")
-            f = self.func(iface, name)
+            f = self.funcs.get((iface, name)) or self.func(iface, name)
             if self.pending_drops:
                 self._drop_pending()
-            self._arm()
+            limits = self.limits
+            if limits.deadline is not None or limits.fuel is not None or not self._unbounded:
+                self._arm()
             try:
-                return f.call(self.ctx, args, self.limits.max_output)
+                return f.call(self.ctx_at, args, limits.max_output)
             except wasmtime.WasmtimeError as e:
                 raise self._trap(e) from None
             except _abi.OutputLimit as e:

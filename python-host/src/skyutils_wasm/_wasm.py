@@ -4,12 +4,12 @@ process (cached on disk, :mod:`._cache`), and sandbox sessions
 
 Session kinds:
 
-* the *pure* session (no WASI preopens; a plugin's policy environment and
-  cgroup view, none for the module functions): text functions and the
-  host-fact-only functions (``find_free_port``, ``is_process_alive``,
+* the *pure* session (no WASI preopens; a plugin's policy environment,
+  none for the module functions): text functions and the host-fact-only
+  functions (``find_free_port``, ``is_process_alive``,
   ``get_parallel_threads``); one long-lived instance;
-* *system* sessions keyed by the ``SKYPILOT_POD_*`` environment and the
-  identity of the cgroup directory (``get_cpu_count``, ``get_mem_size_gb``);
+* *system* sessions keyed by the ``SKYPILOT_POD_*`` environment
+  (``get_cpu_count``, ``get_mem_size_gb``; cgroup files are host facts);
 * *file* sessions keyed by the identity (device, inode) of the pre-opened
   directories.
 
@@ -49,8 +49,8 @@ class WasmBackend:
 
     def __init__(self, rt: Runtime | None = None, policy: Policy | None = None) -> None:
         """The default backend (``SETTINGS``-driven) or, with ``policy``, a
-        plugin's backend: every instance sees the policy's environment and
-        cgroup view, grants follow ``policy.allow_dirs``."""
+        plugin's backend: every instance sees the policy's environment,
+        grants follow ``policy.allow_dirs``."""
         self.rt = Runtime() if rt is None else rt
         self.policy = policy
         #: Whether Python-only argument types must stay away from the host
@@ -99,10 +99,8 @@ class WasmBackend:
             self._system.clear()
             self._files.clear()
 
-    def _new_session(
-        self, preopens: list[tuple[bytes, str]], env: dict[str, str], cgroup: str | None
-    ) -> Session:
-        return self.rt.session(preopens, env, cgroup, self.limits)
+    def _new_session(self, preopens: list[tuple[bytes, str]], env: dict[str, str]) -> Session:
+        return self.rt.session(preopens, env, self.limits)
 
     def _usable(self, s: Session) -> bool:
         """Whether ``s`` may serve a call: alive, and built with the memory
@@ -111,24 +109,12 @@ class WasmBackend:
 
     def _pure_session(self) -> Session:
         s = self._pure
-        if s is None or not self._usable(s):
-            if self.policy is None:
-                s = self._new_session([], {}, None)
-            else:
-                # A plugin sees its policy's environment and cgroups in every
-                # instance (as of the instance's creation).
-                s = self._new_session([], self._policy_env(), self._cgroup()[0])
+        if s is None or s.dead is not None or s.memory != self.limits.memory_limit:
+            # A plugin sees its policy's environment in every instance (as
+            # of the instance's creation).
+            s = self._new_session([], {} if self.policy is None else self._policy_env())
             self._pure = s
         return s
-
-    def _cgroup(self) -> tuple[str | None, Any]:
-        root = self.limits.cgroup_root
-        if root is None:
-            return None, None
-        try:
-            return root, _dir_key(root)
-        except OSError:
-            return None, None
 
     def _env(self) -> dict[str, str]:
         if self.policy is None:
@@ -143,37 +129,34 @@ class WasmBackend:
 
     def _system_session(self) -> Session:
         env = self._env()
-        cgroup, ckey = self._cgroup()
-        key = (tuple(sorted(env.items())), ckey)
+        key = tuple(sorted(env.items()))
         with self._lock:
             s = self._system.get(key)
             if s is None or not self._usable(s):
                 if len(self._system) > 8:
                     self._system.clear()
-                s = self._system[key] = self._new_session([], env, cgroup)
+                s = self._system[key] = self._new_session([], env)
             return s
 
     def _file_session(self, grants: list[PathGrant]) -> Session:
         env: dict[str, str] = {}
-        cgroup: str | None = None
         extra: Any = None
         if self.policy is None:
             dirs = preopen_dirs(grants)
         else:
             env = self._policy_env()
-            cgroup, ckey = self._cgroup()
-            extra = (tuple(sorted(env.items())), ckey)
+            extra = tuple(sorted(env.items()))
             dirs = preopen_dirs(grants) if self._allowed is None else self._allowed_preopens
         try:
             key = (tuple(_dir_key(d) + (g,) for d, g in dirs), extra)
         except OSError:
-            return self._new_session(dirs, env, cgroup)
+            return self._new_session(dirs, env)
         with self._lock:
             s = self._files.get(key)
             if s is not None and self._usable(s):
                 self._files.move_to_end(key)
                 return s
-            s = self._files[key] = self._new_session(dirs, env, cgroup)
+            s = self._files[key] = self._new_session(dirs, env)
             while len(self._files) > _MAX_FILE_SESSIONS:
                 self._files.popitem(last=False)
             return s
@@ -206,11 +189,17 @@ class WasmBackend:
 
     # -- text -----------------------------------------------------------
     def base36_encode(self, hex_str: str) -> str:
-        return self._ok(self._pure_session().call("text", "base36-encode", hex_str))  # type: ignore[no-any-return]
+        ok, value = self._pure_session().call("text", "base36-encode", hex_str)
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise_component_error(value)
 
     def format_float(self, num: Any, precision: int) -> str:
-        arg = ("float", num) if isinstance(num, float) else ("int", num)
-        return self._ok(self._pure_session().call("text", "format-float", arg, precision))  # type: ignore[no-any-return]
+        arg = ("float", num) if type(num) is float else ("int", num)
+        ok, value = self._pure_session().call("text", "format-float", arg, precision)
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise_component_error(value)
 
     def truncate_long_string(self, s: str, max_length: int, truncate_middle: bool) -> str:
         return self._pure_session().call(  # type: ignore[no-any-return]
