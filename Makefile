@@ -40,7 +40,7 @@ run: build
 lint: component
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --locked -p skyutils-guest --target wasm32-wasip2 --profile wasm --target-dir target/guest -- -D warnings
+	$(CARGO) clippy --locked -p skyutils-guest -p skyutils-common --target wasm32-wasip2 --profile wasm --target-dir target/guest -- -D warnings
 
 test-rust: build plugins
 	$(VENV)/bin/wasm-tools component wit $(WASM) | grep -q 'export skypilot:utils/system@0.1.0'

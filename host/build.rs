@@ -10,6 +10,8 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
     for input in [
+        "common/src",
+        "common/Cargo.toml",
         "guest/src",
         "guest/Cargo.toml",
         "wit",

@@ -208,7 +208,7 @@ impl Utils {
             match &g.unnamed {
                 None => by_name(s, &g.guest),
                 Some(host_path) if exists_first && std::fs::metadata(host_path).is_err() => {
-                    opened(s, Err(skyutils_guest::error::ENOENT), &g.guest)
+                    opened(s, Err(skyutils_common::error::ENOENT), &g.guest)
                 }
                 Some(host_path) => s.with_lent_file(host_path, |s, file| opened(s, file, &g.guest)),
             }
