@@ -24,6 +24,10 @@ pub use exports::skypilot::utils::{files, opened_files, system, text};
 pub use skypilot::utils::host_facts;
 pub use skypilot::utils::types::{Error as WitError, OsError as WitOsError};
 
+/// What a call into the guest returns: the function's own result, or
+/// upstream's exception.
+pub type WitResult<T> = Result<T, WitError>;
+
 use skyutils_common::{Error, OsError};
 use wasmtime::component::{HasSelf, Linker};
 
