@@ -21,14 +21,16 @@ $(VENV)/.stamp: python-host/requirements-dev.txt
 	$(VENV)/bin/pip install -q -r python-host/requirements-dev.txt
 	touch $@
 
-component: setup
-	$(CARGO) build --locked -p skyutils-guest --target wasm32-wasip2 --profile wasm --target-dir target/guest
+# The guest component is built one way: by host/build.rs, as part of the
+# host. `make component` builds the host and copies the component it built
+# (with its sha256) into the Python package.
+build: setup
+	$(CARGO) build --locked --release -p skyutils-host
+
+component: build
 	@mkdir -p $(dir $(PYWASM)) && cp $(WASM) $(PYWASM)
 	@cd $(dir $(PYWASM)) && sha256sum $(notdir $(PYWASM)) > $(notdir $(PYWASM)).sha256
 	@ls -l $(WASM)
-
-build: component
-	$(CARGO) build --locked --release -p skyutils-host
 
 # Misbehaving test components (tests/plugins/), for the sandbox tests.
 plugins: setup
@@ -37,7 +39,7 @@ plugins: setup
 run: build
 	./host/demo.sh
 
-lint: component
+lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p skyutils-guest -p skyutils-common --target wasm32-wasip2 --profile wasm --target-dir target/guest -- -D warnings
@@ -74,7 +76,7 @@ check-targets:
 
 test: lint test-rust test-python check-targets
 
-bench: build
+bench: component
 	rm -rf target/criterion
 	$(CARGO) bench --locked -p skyutils-host --bench component
 	$(PY) python-host/benchmarks/run.py
