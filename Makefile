@@ -47,8 +47,7 @@ lint: setup
 test-rust: build plugins
 	$(VENV)/bin/wasm-tools component wit $(WASM) | grep -q 'export skypilot:utils/system@0.1.0'
 	$(CARGO) test --locked --release --workspace --lib --bins
-	$(CARGO) test --locked --release -p skyutils-host --test sandbox --test plugins --test concurrency --test fuzz --test nonutf8 --test cache --test limits
-	$(CARGO) test --locked --release -p skyutils-host --test conformance -- --show-output
+	$(CARGO) test --locked --release -p skyutils-host --test all -- --show-output
 
 test-python: component plugins
 	python-host/scripts/test.sh
@@ -90,7 +89,7 @@ oracle: component
 
 # Longer property-test run than the bounded one in `make test`.
 fuzz: build
-	PROPTEST_CASES=20000 $(CARGO) test --locked --release -p skyutils-host --test fuzz -- --nocapture
+	PROPTEST_CASES=20000 $(CARGO) test --locked --release -p skyutils-host --test all -- --nocapture fuzz::
 
 clean:
 	rm -rf target $(PYWASM)

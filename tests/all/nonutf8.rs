@@ -3,8 +3,6 @@
 //! return what upstream returns for them, errors included. Expected values
 //! are computed here, independently of the component.
 
-mod common;
-
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
@@ -15,6 +13,8 @@ use md5::Md5;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use skyutils::{DecodeErrors, Error, FileAccess, Policy, Utils};
+
+use crate::common;
 
 fn utils() -> Utils {
     Utils::new(Policy::default()).unwrap()
@@ -417,6 +417,7 @@ fn paths_through_an_unnamable_file_are_not_that_file() {
         assert_eq!(failure(u.estimate_fd_for_directory(&path)), not_a_dir);
         // `os.path.isdir` is false: the mount adds no descriptor term.
         let mounts = [("/a", path.as_path())];
+        let _warning = common::low_fd_warning_lock();
         assert!(u.get_max_workers_for_file_mounts(&mounts, None).is_ok());
     }
 }
