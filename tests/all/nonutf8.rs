@@ -333,7 +333,7 @@ fn the_cli_takes_non_utf8_file_arguments() {
 
 /// An unreadable file: the host's own open fails, and the guest reports
 /// that errno as upstream's `open` would. Root reads anything, so as root
-/// the CLI runs as uid/gid 65534 (`setpriv`), like tests/conformance.rs.
+/// the CLI runs as uid/gid 65534 (`setpriv`), like tests/all/conformance.rs.
 #[test]
 fn an_unreadable_file_reports_permission_denied() {
     let tmp = tempfile::tempdir().unwrap();
