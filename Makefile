@@ -21,14 +21,16 @@ $(VENV)/.stamp: python-host/requirements-dev.txt
 	$(VENV)/bin/pip install -q -r python-host/requirements-dev.txt
 	touch $@
 
-component: setup
-	$(CARGO) build --locked -p skyutils-guest --target wasm32-wasip2 --profile wasm --target-dir target/guest
+# The guest component is built one way: by host/build.rs, as part of the
+# host. `make component` builds the host and copies the component it built
+# (with its sha256) into the Python package.
+build: setup
+	$(CARGO) build --locked --release -p skyutils-host
+
+component: build
 	@mkdir -p $(dir $(PYWASM)) && cp $(WASM) $(PYWASM)
 	@cd $(dir $(PYWASM)) && sha256sum $(notdir $(PYWASM)) > $(notdir $(PYWASM)).sha256
 	@ls -l $(WASM)
-
-build: component
-	$(CARGO) build --locked --release -p skyutils-host
 
 # Misbehaving test components (tests/plugins/), for the sandbox tests.
 plugins: setup
@@ -37,16 +39,15 @@ plugins: setup
 run: build
 	./host/demo.sh
 
-lint: component
+lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --locked -p skyutils-guest --target wasm32-wasip2 --profile wasm --target-dir target/guest -- -D warnings
+	$(CARGO) clippy --locked -p skyutils-guest -p skyutils-common --target wasm32-wasip2 --profile wasm --target-dir target/guest -- -D warnings
 
 test-rust: build plugins
 	$(VENV)/bin/wasm-tools component wit $(WASM) | grep -q 'export skypilot:utils/system@0.1.0'
 	$(CARGO) test --locked --release --workspace --lib --bins
-	$(CARGO) test --locked --release -p skyutils-host --test sandbox --test plugins --test concurrency --test fuzz --test nonutf8 --test cache --test limits
-	$(CARGO) test --locked --release -p skyutils-host --test conformance -- --show-output
+	$(CARGO) test --locked --release -p skyutils-host --test all -- --show-output
 
 test-python: component plugins
 	python-host/scripts/test.sh
@@ -74,7 +75,7 @@ check-targets:
 
 test: lint test-rust test-python check-targets
 
-bench: build
+bench: component
 	rm -rf target/criterion
 	$(CARGO) bench --locked -p skyutils-host --bench component
 	$(PY) python-host/benchmarks/run.py
@@ -88,7 +89,7 @@ oracle: component
 
 # Longer property-test run than the bounded one in `make test`.
 fuzz: build
-	PROPTEST_CASES=20000 $(CARGO) test --locked --release -p skyutils-host --test fuzz -- --nocapture
+	PROPTEST_CASES=20000 $(CARGO) test --locked --release -p skyutils-host --test all -- --nocapture fuzz::
 
 clean:
 	rm -rf target $(PYWASM)

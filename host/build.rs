@@ -2,6 +2,11 @@
 //! cargo in its own target directory and hands it to `include_bytes!`, and
 //! passes the wasmtime version pinned in `Cargo.lock` to the compile cache's
 //! key (`SKYUTILS_WASMTIME_VERSION`).
+//!
+//! This is the one way the component is built: `make component` builds the
+//! host and copies the component this script left in `target/guest` for the
+//! Python package. `SKYUTILS_GUEST_WASM=path` embeds a prebuilt component
+//! instead of building one.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,6 +15,8 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
     for input in [
+        "common/src",
+        "common/Cargo.toml",
         "guest/src",
         "guest/Cargo.toml",
         "wit",
@@ -25,7 +32,7 @@ fn main() {
     println!("cargo:rustc-env=SKYUTILS_WASMTIME_VERSION={wasmtime}");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("skyutils_guest.wasm");
 
-    // A prebuilt component (e.g. from `make component`) can be supplied.
+    // A prebuilt component can be supplied instead of built.
     let wasm = if let Some(path) = std::env::var_os("SKYUTILS_GUEST_WASM") {
         PathBuf::from(path)
     } else {
@@ -67,14 +74,32 @@ fn main() {
                 cmd.env_remove(key.as_ref());
             }
         }
-        let status = cmd.status().expect("run cargo for the guest component");
-        assert!(
-            status.success(),
-            "building the guest component failed (is `rustup target add wasm32-wasip2` done?)"
-        );
+        let hint = "its own messages are under `--- stderr`; the component needs the \
+                    `wasm32-wasip2` target (`make setup` or `rustup target add wasm32-wasip2` adds it)";
+        match cmd.status() {
+            Ok(status) if status.success() => {}
+            Ok(status) => fail(&format!(
+                "building the guest component failed ({status}); {hint}"
+            )),
+            Err(e) => fail(&format!(
+                "cannot run cargo to build the guest component: {e}; {hint}"
+            )),
+        }
         target_dir.join("wasm32-wasip2/wasm/skyutils_guest.wasm")
     };
-    std::fs::copy(&wasm, &out).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
+    if let Err(e) = std::fs::copy(&wasm, &out) {
+        fail(&format!(
+            "cannot read the guest component {}: {e}",
+            wasm.display()
+        ));
+    }
+}
+
+/// Stops the build with `message` as cargo's error (after the nested
+/// build's own output, which cargo shows for a failed script).
+fn fail(message: &str) -> ! {
+    println!("cargo::error={message}");
+    std::process::exit(1)
 }
 
 /// The version of package `name` in a `Cargo.lock` (its `[[package]]`

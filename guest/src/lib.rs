@@ -7,13 +7,13 @@
 
 #![warn(missing_docs)]
 
-pub mod error;
 pub mod files;
-pub mod pynum;
-pub mod pyrepr;
 pub mod system;
 pub mod text;
-mod unicode_tables;
+
+// The error model and Python's text forms live in `skyutils-common`, shared
+// with the host; re-exported under their old paths.
+pub use skyutils_common::{error, pynum, pyrepr};
 
 #[cfg(target_family = "wasm")]
 mod component;

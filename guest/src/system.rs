@@ -6,14 +6,7 @@ use crate::error::{Error, OsError, Result};
 use crate::files::{estimate_fd_for_directory, is_dir};
 use crate::pynum::{parse_float, parse_int, py_split, py_strip, truncate_float};
 
-/// A resource limit value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// A finite limit.
-    Finite(u64),
-    /// `RLIM_INFINITY`.
-    Unlimited,
-}
+pub use skyutils_common::Limit;
 
 /// A file of the cgroup tree, at its root (the `host-facts` `cgroup-file`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,23 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use wasmtime::component::ResourceAny;
-use wasmtime::Store;
 
-use crate::bindings::{system, text, DecodeErrors, Number, WitError};
-use crate::facts::{HostFacts, NativeFacts};
-use crate::limits::{Limits, OutputSize};
+use crate::bindings::{DecodeErrors, Number, WitResult};
+use crate::facts::HostFacts;
 use crate::policy::Policy;
-use crate::pool::Pool;
+use crate::pool::Sessions;
 use crate::runtime::Runtime;
-use crate::session::{Lent, Session};
-use crate::state::InstanceState;
+use crate::session::Session;
 use crate::wasi_config::grants::{display_error, grant, PathGrant};
-use crate::wasi_config::{Cgroups, WasiConfig};
+use crate::wasi_config::Cgroups;
 use crate::Error;
-
-/// What a call into the guest returns: the function's own result, or
-/// upstream's exception.
-type WitResult<T> = Result<T, WitError>;
 
 /// A file's digest with hashlib's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,149 +64,41 @@ pub fn reset_low_fd_warning() {
 /// [`Policy::reuse_instances`] `= false` gives every call a fresh instance.
 /// `Utils` is `Sync`: share one across threads.
 pub struct Utils {
-    runtime: Arc<Runtime>,
-    policy: Policy,
-    /// The policy's limits, as each call arms them.
-    limits: Limits,
-    facts: Arc<dyn HostFacts>,
-    /// Idle instances for the text functions.
-    text_pool: Pool,
-    /// Idle instances for everything else, matched by configuration.
-    pool: Pool,
+    sessions: Sessions,
 }
 
 impl Utils {
     /// The embedded component under `policy`, with this machine's facts.
     pub fn new(policy: Policy) -> Result<Self, Error> {
-        Ok(Utils::from_runtime(
-            Runtime::embedded(policy.fuel.is_some())?,
-            policy,
-        ))
+        let runtime = Runtime::embedded(policy.fuel.is_some())?;
+        Ok(Utils {
+            sessions: Sessions::new(runtime, policy),
+        })
     }
 
     /// Another component implementing the `skypilot:utils/utils` world.
     pub fn with_component(wasm: &[u8], policy: Policy) -> Result<Self, Error> {
-        Ok(Utils::from_runtime(
-            Arc::new(Runtime::new(wasm, policy.fuel.is_some())?),
-            policy,
-        ))
-    }
-
-    fn from_runtime(runtime: Arc<Runtime>, policy: Policy) -> Self {
-        Utils {
-            runtime,
-            limits: Limits::new(&policy),
-            policy,
-            facts: Arc::new(NativeFacts),
-            text_pool: Pool::default(),
-            pool: Pool::default(),
-        }
+        let runtime = Arc::new(Runtime::new(wasm, policy.fuel.is_some())?);
+        Ok(Utils {
+            sessions: Sessions::new(runtime, policy),
+        })
     }
 
     /// Replaces the source of host facts (tests supply fakes); idle
     /// instances wired to the old source are dropped.
-    pub fn with_facts(mut self, facts: Arc<dyn HostFacts>) -> Self {
-        self.facts = facts;
-        self.text_pool = Pool::default();
-        self.pool = Pool::default();
-        self
+    pub fn with_facts(self, facts: Arc<dyn HostFacts>) -> Self {
+        Utils {
+            sessions: self.sessions.with_facts(facts),
+        }
     }
 
     /// The policy calls run under.
     pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    /// A new instance with exactly `config`.
-    fn open(&self, config: WasiConfig) -> Result<Box<Session>, Error> {
-        let capabilities = self.policy.capabilities.clone();
-        Session::open(
-            &self.runtime,
-            config,
-            self.facts.clone(),
-            capabilities,
-            &self.limits,
-        )
-    }
-
-    /// Runs a text function (no files, no host facts) on any idle text
-    /// instance, or a new one. Text functions take nothing from the host,
-    /// so a text instance keeps the environment it was created with.
-    fn text_call<T: OutputSize>(
-        &self,
-        f: impl FnOnce(&text::Guest, &mut Store<InstanceState>) -> wasmtime::Result<T>,
-    ) -> Result<T, Error> {
-        let session = match self.text_pool.take_any() {
-            Some(session) => session,
-            None => self.open(WasiConfig::for_call(&self.policy, &[], Cgroups::Hidden)?)?,
-        };
-        let reuse = self.policy.reuse_instances;
-        self.text_pool.run(session, &self.limits, reuse, |s| {
-            let (text, store) = s.text()?;
-            f(text, store)
-        })
-    }
-
-    /// Runs `f` on an instance with the configuration these grants need: an
-    /// idle one built for the same configuration, or a new one.
-    fn call<T: OutputSize>(
-        &self,
-        grants: &[PathGrant],
-        cgroups: Cgroups,
-        f: impl FnOnce(&mut Session) -> wasmtime::Result<T>,
-    ) -> Result<T, Error> {
-        let config = WasiConfig::for_call(&self.policy, grants, cgroups)?;
-        let session = match self.pool.take(&config) {
-            Some(session) => session,
-            None => self.open(config)?,
-        };
-        self.pool
-            .run(session, &self.limits, self.policy.reuse_instances, f)
-    }
-
-    /// Runs a `system` function (no files).
-    fn system_call<T: OutputSize>(
-        &self,
-        cgroups: Cgroups,
-        f: impl FnOnce(&system::Guest, &mut Store<InstanceState>) -> wasmtime::Result<WitResult<T>>,
-    ) -> Result<T, Error> {
-        let result = self.call(&[], cgroups, |s| {
-            let (system, store) = s.system()?;
-            f(system, store)
-        })?;
-        Ok(result?)
+        &self.sessions.policy
     }
 
     fn grant(&self, path: &Path) -> Result<PathGrant, Error> {
-        Ok(grant(path, &self.policy.files)?)
-    }
-
-    /// Runs a file function on the path of grant `g`: `by_name` with the
-    /// guest path when the guest can open the file by name, else `opened`
-    /// with the file the host opened (read-only) and lent to the guest
-    /// ([`Lent`]). Errors name the path as the caller wrote it.
-    ///
-    /// `exists_first`: the function starts with upstream's
-    /// `os.path.exists(path)` (the tails); a path that fails it is lent as
-    /// `ENOENT`, which the guest reports as upstream's "File not found"
-    /// before any open.
-    fn file_call<T: OutputSize>(
-        &self,
-        g: &PathGrant,
-        exists_first: bool,
-        by_name: impl FnOnce(&mut Session, &str) -> wasmtime::Result<WitResult<T>>,
-        opened: impl FnOnce(&mut Session, Lent, &str) -> wasmtime::Result<WitResult<T>>,
-    ) -> Result<T, Error> {
-        let result = self.call(std::slice::from_ref(g), Cgroups::Hidden, |s| {
-            match &g.unnamed {
-                None => by_name(s, &g.guest),
-                Some(host_path) if exists_first && std::fs::metadata(host_path).is_err() => {
-                    opened(s, Err(skyutils_guest::error::ENOENT), &g.guest)
-                }
-                Some(host_path) => s.with_lent_file(host_path, |s, file| opened(s, file, &g.guest)),
-            }
-        })?;
-        result.map_err(|e| Error::Call(display_error(e.into(), g)))
+        Ok(grant(path, &self.sessions.policy.files)?)
     }
 
     /// `read_last_n_lines(file_path, n)` with upstream's defaults
@@ -234,7 +119,7 @@ impl Utils {
         chunk_size: i64,
         errors: DecodeErrors,
     ) -> Result<Vec<String>, Error> {
-        self.file_call(
+        self.sessions.file_call(
             &self.grant(file_path.as_ref())?,
             true,
             |s, path| {
@@ -255,7 +140,7 @@ impl Utils {
         n: i64,
         chunk_size: i64,
     ) -> Result<Vec<Vec<u8>>, Error> {
-        self.file_call(
+        self.sessions.file_call(
             &self.grant(file_path.as_ref())?,
             true,
             |s, path| {
@@ -302,7 +187,7 @@ impl Utils {
             hasher.resource_drop(&mut *s)?;
             Ok(hex.map(|hex| (info, hex)))
         };
-        let (info, hex) = self.file_call(
+        let (info, hex) = self.sessions.file_call(
             &self.grant(path)?,
             false,
             |s, path| {
@@ -327,19 +212,23 @@ impl Utils {
 
     /// `find_free_port(start_port)`.
     pub fn find_free_port(&self, start_port: i64) -> Result<u32, Error> {
-        self.system_call(Cgroups::Hidden, |sys, s| {
+        self.sessions.system_call(Cgroups::Hidden, |sys, s| {
             sys.call_find_free_port(s, start_port)
         })
     }
 
     /// `base36_encode(hex_str)`.
     pub fn base36_encode(&self, hex_str: &str) -> Result<String, Error> {
-        Ok(self.text_call(|t, s| t.call_base36_encode(s, hex_str))??)
+        Ok(self
+            .sessions
+            .text_call(|t, s| t.call_base36_encode(s, hex_str))??)
     }
 
     /// `format_float(num, precision)`.
     pub fn format_float(&self, num: Number, precision: i64) -> Result<String, Error> {
-        Ok(self.text_call(|t, s| t.call_format_float(s, num, precision))??)
+        Ok(self
+            .sessions
+            .text_call(|t, s| t.call_format_float(s, num, precision))??)
     }
 
     /// `truncate_long_string(s, max_length, truncate_middle)`.
@@ -349,30 +238,34 @@ impl Utils {
         max_length: i64,
         truncate_middle: bool,
     ) -> Result<String, Error> {
-        self.text_call(|t, st| t.call_truncate_long_string(st, s, max_length, truncate_middle))
+        self.sessions
+            .text_call(|t, st| t.call_truncate_long_string(st, s, max_length, truncate_middle))
     }
 
     /// `get_cpu_count()`: integral, possibly beyond 64 bits; `None` when the
     /// host cannot tell.
     pub fn get_cpu_count(&self) -> Result<Option<f64>, Error> {
-        self.system_call(Cgroups::Visible, |sys, s| sys.call_get_cpu_count(s))
+        self.sessions
+            .system_call(Cgroups::Visible, |sys, s| sys.call_get_cpu_count(s))
     }
 
     /// `get_mem_size_gb()` in GiB.
     pub fn get_mem_size_gb(&self) -> Result<f64, Error> {
-        self.system_call(Cgroups::Visible, |sys, s| sys.call_get_mem_size_gb(s))
+        self.sessions
+            .system_call(Cgroups::Visible, |sys, s| sys.call_get_mem_size_gb(s))
     }
 
     /// `get_parallel_threads(cloud_str)`.
     pub fn get_parallel_threads(&self, cloud_str: Option<&str>) -> Result<i64, Error> {
-        self.system_call(Cgroups::Hidden, |sys, s| {
+        self.sessions.system_call(Cgroups::Hidden, |sys, s| {
             sys.call_get_parallel_threads(s, cloud_str)
         })
     }
 
     /// `is_process_alive(pid)`.
     pub fn is_process_alive(&self, pid: i64) -> Result<bool, Error> {
-        self.system_call(Cgroups::Hidden, |sys, s| sys.call_is_process_alive(s, pid))
+        self.sessions
+            .system_call(Cgroups::Hidden, |sys, s| sys.call_is_process_alive(s, pid))
     }
 
     /// `get_max_workers_for_file_mounts(common_file_mounts, cloud_str)`; the
@@ -391,7 +284,7 @@ impl Utils {
             .zip(&grants)
             .map(|((dst, _), g)| (dst.as_ref().to_string(), g.guest.clone()))
             .collect();
-        let result = self.call(&grants, Cgroups::Hidden, |s| {
+        let result = self.sessions.call(&grants, Cgroups::Hidden, |s| {
             let (system, s) = s.system()?;
             system.call_get_max_workers_for_file_mounts(s, &mounts, cloud_str)
         })?;
@@ -419,6 +312,7 @@ impl Utils {
             files.call_estimate_fd_for_directory(s, path)
         };
         // An unnamed path was answered above, so nothing is ever lent here.
-        self.file_call(&g, false, estimate, |s, _, path| estimate(s, path))
+        self.sessions
+            .file_call(&g, false, estimate, |s, _, path| estimate(s, path))
     }
 }

@@ -1,5 +1,5 @@
 //! Host-side bindings of the `skypilot:utils/utils` world, and conversions of
-//! its error type to the guest crate's [`skyutils_guest::Error`].
+//! its error type to the shared crate's [`skyutils_common::Error`].
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -24,7 +24,11 @@ pub use exports::skypilot::utils::{files, opened_files, system, text};
 pub use skypilot::utils::host_facts;
 pub use skypilot::utils::types::{Error as WitError, OsError as WitOsError};
 
-use skyutils_guest::{Error, OsError};
+/// What a call into the guest returns: the function's own result, or
+/// upstream's exception.
+pub type WitResult<T> = Result<T, WitError>;
+
+use skyutils_common::{Error, OsError};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::state::InstanceState;

@@ -35,7 +35,7 @@ pub use facts::{HostFacts, Limit, NativeFacts};
 pub use policy::{Capability, FileAccess, Policy, WASM32_MAX_MEMORY};
 pub use runtime::{engine, EMBEDDED_COMPONENT};
 /// The error a function raises, with upstream's Python class and message.
-pub use skyutils_guest::Error as CallError;
+pub use skyutils_common::Error as CallError;
 
 /// Everything a call can fail with.
 #[derive(Debug, thiserror::Error)]

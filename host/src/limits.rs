@@ -247,7 +247,7 @@ impl<T: OutputSize> OutputSize for Result<T, WitError> {
     fn output_size(&self) -> usize {
         match self {
             Ok(v) => v.output_size(),
-            Err(e) => skyutils_guest::Error::from(e.clone()).message().len(),
+            Err(e) => skyutils_common::Error::from(e.clone()).message().len(),
         }
     }
 }

@@ -1,13 +1,22 @@
 //! Idle sessions and their reuse: an idle instance serves only a later call
 //! with an equal [`crate::wasi_config::WasiConfig`] (text calls, which see
 //! nothing but their arguments, take any text instance). An instance that
-//! traps, or whose memory grew large, is never kept.
+//! traps, or whose memory grew large, is never kept. [`Sessions`] gives each
+//! call of the public API its instance, idle or new.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use wasmtime::Store;
+
+use crate::bindings::{system, text, WitResult};
+use crate::facts::{HostFacts, NativeFacts};
 use crate::limits::{Limits, OutputSize};
-use crate::session::Session;
-use crate::wasi_config::WasiConfig;
+use crate::policy::Policy;
+use crate::runtime::Runtime;
+use crate::session::{Lent, Session};
+use crate::state::InstanceState;
+use crate::wasi_config::grants::{display_error, PathGrant};
+use crate::wasi_config::{Cgroups, WasiConfig};
 use crate::Error;
 
 /// Idle instances kept per pool.
@@ -73,5 +82,133 @@ impl Pool {
             self.put(session);
         }
         limits.bounded(result)
+    }
+}
+
+/// Where the calls of one [`crate::Utils`] get their instances: an idle one
+/// built for the same configuration, or a new one of `runtime`'s component,
+/// run under the policy's limits.
+pub(crate) struct Sessions {
+    runtime: Arc<Runtime>,
+    /// The policy calls run under.
+    pub policy: Policy,
+    /// The policy's limits, as each call arms them.
+    limits: Limits,
+    facts: Arc<dyn HostFacts>,
+    /// Idle instances for the text functions.
+    text_pool: Pool,
+    /// Idle instances for everything else, matched by configuration.
+    pool: Pool,
+}
+
+impl Sessions {
+    /// Instances of `runtime`'s component under `policy`, with this
+    /// machine's facts.
+    pub fn new(runtime: Arc<Runtime>, policy: Policy) -> Self {
+        Sessions {
+            runtime,
+            limits: Limits::new(&policy),
+            policy,
+            facts: Arc::new(NativeFacts),
+            text_pool: Pool::default(),
+            pool: Pool::default(),
+        }
+    }
+
+    /// Replaces the source of host facts; idle instances wired to the old
+    /// source are dropped.
+    pub fn with_facts(mut self, facts: Arc<dyn HostFacts>) -> Self {
+        self.facts = facts;
+        self.text_pool = Pool::default();
+        self.pool = Pool::default();
+        self
+    }
+
+    /// A new instance with exactly `config`.
+    fn open(&self, config: WasiConfig) -> Result<Box<Session>, Error> {
+        let capabilities = self.policy.capabilities.clone();
+        Session::open(
+            &self.runtime,
+            config,
+            self.facts.clone(),
+            capabilities,
+            &self.limits,
+        )
+    }
+
+    /// Runs a text function (no files, no host facts) on any idle text
+    /// instance, or a new one. Text functions take nothing from the host,
+    /// so a text instance keeps the environment it was created with.
+    pub fn text_call<T: OutputSize>(
+        &self,
+        f: impl FnOnce(&text::Guest, &mut Store<InstanceState>) -> wasmtime::Result<T>,
+    ) -> Result<T, Error> {
+        let session = match self.text_pool.take_any() {
+            Some(session) => session,
+            None => self.open(WasiConfig::for_call(&self.policy, &[], Cgroups::Hidden)?)?,
+        };
+        let reuse = self.policy.reuse_instances;
+        self.text_pool.run(session, &self.limits, reuse, |s| {
+            let (text, store) = s.text()?;
+            f(text, store)
+        })
+    }
+
+    /// Runs `f` on an instance with the configuration these grants need: an
+    /// idle one built for the same configuration, or a new one.
+    pub fn call<T: OutputSize>(
+        &self,
+        grants: &[PathGrant],
+        cgroups: Cgroups,
+        f: impl FnOnce(&mut Session) -> wasmtime::Result<T>,
+    ) -> Result<T, Error> {
+        let config = WasiConfig::for_call(&self.policy, grants, cgroups)?;
+        let session = match self.pool.take(&config) {
+            Some(session) => session,
+            None => self.open(config)?,
+        };
+        self.pool
+            .run(session, &self.limits, self.policy.reuse_instances, f)
+    }
+
+    /// Runs a `system` function (no files).
+    pub fn system_call<T: OutputSize>(
+        &self,
+        cgroups: Cgroups,
+        f: impl FnOnce(&system::Guest, &mut Store<InstanceState>) -> wasmtime::Result<WitResult<T>>,
+    ) -> Result<T, Error> {
+        let result = self.call(&[], cgroups, |s| {
+            let (system, store) = s.system()?;
+            f(system, store)
+        })?;
+        Ok(result?)
+    }
+
+    /// Runs a file function on the path of grant `g`: `by_name` with the
+    /// guest path when the guest can open the file by name, else `opened`
+    /// with the file the host opened (read-only) and lent to the guest
+    /// ([`Lent`]). Errors name the path as the caller wrote it.
+    ///
+    /// `exists_first`: the function starts with upstream's
+    /// `os.path.exists(path)` (the tails); a path that fails it is lent as
+    /// `ENOENT`, which the guest reports as upstream's "File not found"
+    /// before any open.
+    pub fn file_call<T: OutputSize>(
+        &self,
+        g: &PathGrant,
+        exists_first: bool,
+        by_name: impl FnOnce(&mut Session, &str) -> wasmtime::Result<WitResult<T>>,
+        opened: impl FnOnce(&mut Session, Lent, &str) -> wasmtime::Result<WitResult<T>>,
+    ) -> Result<T, Error> {
+        let result = self.call(std::slice::from_ref(g), Cgroups::Hidden, |s| {
+            match &g.unnamed {
+                None => by_name(s, &g.guest),
+                Some(host_path) if exists_first && std::fs::metadata(host_path).is_err() => {
+                    opened(s, Err(skyutils_common::error::ENOENT), &g.guest)
+                }
+                Some(host_path) => s.with_lent_file(host_path, |s, file| opened(s, file, &g.guest)),
+            }
+        })?;
+        result.map_err(|e| Error::Call(display_error(e.into(), g)))
     }
 }

@@ -141,7 +141,7 @@ impl Session {
                 let file = DescriptorFile::new(file, FsPerms::ReadOnly, OpenMode::READ, true);
                 Ok(self.store.data_mut().table.push(Descriptor::File(file))?)
             }
-            Err(e) => Err(e.raw_os_error().unwrap_or(skyutils_guest::error::EIO)),
+            Err(e) => Err(e.raw_os_error().unwrap_or(skyutils_common::error::EIO)),
         };
         let lent = file.as_ref().map(|f| Resource::new_borrow(f.rep()));
         let result = f(self, lent.map_err(|&errno| errno));

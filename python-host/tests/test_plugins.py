@@ -2,7 +2,7 @@
 (tests/plugins/evil in the repository root) attacks the host; every attack
 must end in a clear error, nothing outside the policy may be read or
 written, and the next call on the same Plugin must work. Mirrors the Rust
-host's tests/plugins.rs."""
+host's tests/all/plugins.rs."""
 
 from __future__ import annotations
 

@@ -176,7 +176,7 @@ fn parse_number(s: &str) -> Result<Number, String> {
     if let Ok(i) = s.parse::<i64>() {
         return Ok(Number::Int(i));
     }
-    skyutils_guest::pynum::parse_float(s)
+    skyutils_common::pynum::parse_float(s)
         .map(Number::Float)
         .ok_or_else(|| format!("not a number: {s}"))
 }

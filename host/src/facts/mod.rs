@@ -23,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use skyutils_guest::system::Limit;
+pub use skyutils_common::Limit;
 
 pub(crate) mod cgroup;
 #[cfg(any(target_os = "linux", test))]

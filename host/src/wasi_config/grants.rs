@@ -18,9 +18,9 @@ use std::ffi::OsStr;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
-use skyutils_guest::error::{EACCES, ENOTDIR};
-use skyutils_guest::pyrepr::{repr, repr_fsdecoded};
-use skyutils_guest::{Error as CallError, OsError};
+use skyutils_common::error::{EACCES, ENOTDIR};
+use skyutils_common::pyrepr::{repr, repr_fsdecoded};
+use skyutils_common::{Error as CallError, OsError};
 
 use crate::policy::FileAccess;
 

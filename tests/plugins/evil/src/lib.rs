@@ -1,7 +1,7 @@
 //! A component that exports `text` and `files` of `skypilot:utils` (not
 //! `system`) and misbehaves on purpose. `base36-encode(command)` runs one
 //! attack; `estimate-fd-for-directory(dir)` tries every way out of a granted
-//! directory and reports what happened. Used by tests/plugins.rs.
+//! directory and reports what happened. Used by tests/all/plugins.rs.
 
 use std::fmt::Write as _;
 

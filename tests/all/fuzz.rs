@@ -2,14 +2,14 @@
 //! same result (or error) through the component as the same logic natively,
 //! and never traps. `PROPTEST_CASES` sets the budget (`make fuzz` raises it).
 
-mod common;
-
 use std::sync::Arc;
 
 use proptest::prelude::*;
 use skyutils::{DecodeErrors, Error, Number, Policy, Utils};
 use skyutils_guest::system::{CgroupFile, CgroupRead, Context, Facts, Limit};
 use skyutils_guest::{files, text};
+
+use crate::common;
 
 fn utils() -> &'static Utils {
     static UTILS: std::sync::OnceLock<Utils> = std::sync::OnceLock::new();
@@ -208,6 +208,7 @@ proptest! {
             prop_assert_eq!(call(component.estimate_fd_for_directory(source)), files::estimate_fd_for_directory(source));
         }
         let mounts: Vec<(String, String)> = picks.iter().map(|&i| (format!("/dst{i}"), sources[i % sources.len()].clone())).collect();
+        let _warning = common::low_fd_warning_lock();
         skyutils::reset_low_fd_warning();
         let got = call(component.get_max_workers_for_file_mounts(&mounts, None)).map(|w| (w.count, w.warning));
         prop_assert_eq!(got, native.get_max_workers_for_file_mounts(&mounts, None));

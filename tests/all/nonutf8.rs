@@ -3,8 +3,6 @@
 //! return what upstream returns for them, errors included. Expected values
 //! are computed here, independently of the component.
 
-mod common;
-
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
@@ -15,6 +13,8 @@ use md5::Md5;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use skyutils::{DecodeErrors, Error, FileAccess, Policy, Utils};
+
+use crate::common;
 
 fn utils() -> Utils {
     Utils::new(Policy::default()).unwrap()
@@ -333,7 +333,7 @@ fn the_cli_takes_non_utf8_file_arguments() {
 
 /// An unreadable file: the host's own open fails, and the guest reports
 /// that errno as upstream's `open` would. Root reads anything, so as root
-/// the CLI runs as uid/gid 65534 (`setpriv`), like tests/conformance.rs.
+/// the CLI runs as uid/gid 65534 (`setpriv`), like tests/all/conformance.rs.
 #[test]
 fn an_unreadable_file_reports_permission_denied() {
     let tmp = tempfile::tempdir().unwrap();
@@ -417,6 +417,7 @@ fn paths_through_an_unnamable_file_are_not_that_file() {
         assert_eq!(failure(u.estimate_fd_for_directory(&path)), not_a_dir);
         // `os.path.isdir` is false: the mount adds no descriptor term.
         let mounts = [("/a", path.as_path())];
+        let _warning = common::low_fd_warning_lock();
         assert!(u.get_max_workers_for_file_mounts(&mounts, None).is_ok());
     }
 }

@@ -289,3 +289,43 @@ fn native_errno(err: &io::Error) -> Option<i32> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_errno_is_raised_as_its_python_class() {
+        let cases = [
+            (ENOENT, "FileNotFoundError"),
+            (EACCES, "PermissionError"),
+            (EPERM, "PermissionError"),
+            (ENOTDIR, "NotADirectoryError"),
+            (EISDIR, "IsADirectoryError"),
+            (ELOOP, "OSError"),
+        ];
+        for (errno, class) in cases {
+            let err = Error::from_errno(errno, Some("it's"));
+            assert_eq!(err.python_class(), class, "errno {errno}");
+            let (kind, os) = err.clone().into_os().unwrap();
+            assert_eq!(os.errno, Some(errno));
+            assert_eq!(Error::os(kind, os), err, "errno {errno}");
+        }
+        let err = Error::from_errno(ENOENT, Some("it's"));
+        assert_eq!(
+            err.to_string(),
+            "FileNotFoundError: [Errno 2] No such file or directory: \"it's\""
+        );
+    }
+
+    #[test]
+    fn only_os_errors_have_an_os_error() {
+        let plain = Error::Os(OsError::plain("No free ports available."));
+        assert_eq!(plain.message(), "No free ports available.");
+        assert_eq!(plain.as_os().map(|(k, _)| k), Some(OsErrorKind::Other));
+        let denied = Error::CapabilityDenied("capability 'network' is not granted".into());
+        assert_eq!(denied.python_class(), "PermissionError");
+        assert!(denied.as_os().is_none());
+        assert!(denied.into_os().is_err());
+    }
+}

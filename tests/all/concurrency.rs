@@ -1,12 +1,12 @@
 //! One `Utils` shared by 8 threads, 2,000 calls each, every result checked
 //! against the same logic called natively.
 
-mod common;
-
 use std::sync::Arc;
 
 use skyutils::{Number, Policy, Utils};
 use skyutils_guest::text;
+
+use crate::common;
 
 #[test]
 fn eight_threads_share_one_utils() {

@@ -1,7 +1,7 @@
 //! The drop-in has no limit upstream lacks: with the default policy (and the
 //! CLI without limit flags) a tail bigger than wasmtime's 128 MiB hostcall
 //! budget and a hash that runs past 30 s both complete. Explicit limits are
-//! covered by tests/sandbox.rs and tests/plugins.rs.
+//! covered by tests/all/sandbox.rs and tests/all/plugins.rs.
 
 use std::io::Write;
 use std::path::Path;

@@ -3,8 +3,6 @@
 //! the vector's environment, fake host facts, fake cgroup tree and fixture
 //! files applied.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +11,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 use skyutils::{DecodeErrors, Error, FileAccess, Number, Policy, Utils};
 
-use common::{build_tree, float, int, string, subst, FakeFacts};
+use crate::common::{self, build_tree, float, int, string, subst, FakeFacts};
 
 const ENV_VARS: [&str; 4] = [
     "SKYPILOT_POD_CPU_CORE_LIMIT",
@@ -153,6 +151,7 @@ fn outcome(utils: &Utils, v: &Value, tmp: &str) -> Value {
                 .iter()
                 .map(|(k, v)| (k.clone(), string(v)))
                 .collect();
+            let _warning = common::low_fd_warning_lock();
             skyutils::reset_low_fd_warning();
             return match utils
                 .get_max_workers_for_file_mounts(&mounts, opt_str(a(1, "cloud_str")).as_deref())

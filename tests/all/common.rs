@@ -1,11 +1,11 @@
 //! Shared pieces of the integration tests: reading the spec vectors, building
-//! their fixture trees, and a fake `HostFacts` fed from a vector.
-
-#![allow(dead_code)]
+//! their fixture trees, a fake `HostFacts` fed from a vector, and the lock
+//! for the process-wide low-descriptor warning.
 
 use std::collections::HashSet;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -238,4 +238,14 @@ pub fn requires(v: &Value) -> HashSet<String> {
         .and_then(Value::as_array)
         .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
         .unwrap_or_default()
+}
+
+/// Held by every test that calls `get_max_workers_for_file_mounts` where
+/// the low-descriptor warning can appear: the host warns once per process
+/// (`skyutils::reset_low_fd_warning` re-arms it), and all the modules share
+/// this process, so a test between its reset and its call must not lose
+/// the warning to another test's call.
+pub fn low_fd_warning_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -3,8 +3,6 @@
 //! policy may be read or written, and the next call on the same `Utils` must
 //! work. Build the plugin with `make plugins` (part of `make test`).
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,13 +1,13 @@
 //! Sandbox behaviour of the Rust host: file grants, capabilities, the
 //! environment filter, limits, and recovery after a trap.
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::sync::Arc;
 use std::time::Duration;
 
 use skyutils::{CallError, Capability, Error, FileAccess, Number, Policy, Utils};
+
+use crate::common;
 
 fn strict(dir: &std::path::Path) -> Utils {
     Utils::new(Policy {
@@ -355,6 +355,7 @@ fn directories_with_non_utf8_names_and_entries_are_counted() {
         "nofile_soft": 160, "nofile_hard": 160, "os_cpu_count": 64
     }))));
     let utils = Utils::new(Policy::default()).unwrap().with_facts(facts);
+    let _warning = common::low_fd_warning_lock();
     let mounts = [("/a", odd.as_path())];
     assert_eq!(
         utils
