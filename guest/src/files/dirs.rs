@@ -81,7 +81,7 @@ fn count_entries(path: &str) -> Result<u64> {
 /// `path` relative to the preopen `root`, if it lies below it (`""` for the
 /// root itself).
 #[cfg(target_family = "wasm")]
-fn below<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+pub(super) fn below<'a>(path: &'a str, root: &str) -> Option<&'a str> {
     let rest = path.strip_prefix(root.trim_end_matches('/'))?;
     if rest.is_empty() {
         return Some("");

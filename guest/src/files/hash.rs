@@ -104,7 +104,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// `hash_file(path, hash_alg)`: the path is opened first (a bad path wins
 /// over a bad name), then the whole content is hashed.
 pub fn hash_file(path: &str, hash_alg: &str) -> Result<Hasher> {
-    hash_from(open_for_read(path)?, hash_alg)
+    hash_from(open_for_read(path)?.0, hash_alg)
 }
 
 /// The rest of [`hash_file`] once the file is open: `hash_alg` is looked

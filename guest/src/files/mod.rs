@@ -8,6 +8,8 @@ mod hash;
 #[cfg(target_family = "wasm")]
 mod opened;
 mod tail;
+#[cfg(target_family = "wasm")]
+mod wasi_file;
 
 pub use dirs::{estimate_fd_for_directory, is_dir};
 pub use hash::{hash_file, hash_from, HashInfo, Hasher};
@@ -44,16 +46,26 @@ fn stat(path: &str) -> Result<Metadata> {
     Ok(meta)
 }
 
-/// Opens `path` for reading like Python's `open(path, 'rb')`: a directory is
-/// `IsADirectoryError` even where the OS would open it.
-fn open_for_read(path: &str) -> Result<File> {
-    stat(path)?;
-    open_stated(path).map(|(file, _)| file)
+/// A file opened for reading: in the component, usually through
+/// `wasi:filesystem` directly ([`wasi_file`]); natively a `std::fs::File`.
+#[cfg(target_family = "wasm")]
+type ReadFile = wasi_file::Source;
+#[cfg(not(target_family = "wasm"))]
+type ReadFile = File;
+
+/// Opens `path` for reading like Python's `open(path, 'rb')` (a directory is
+/// `IsADirectoryError` even where the OS would open it), with its size.
+fn open_for_read(path: &str) -> Result<(ReadFile, u64)> {
+    #[cfg(target_family = "wasm")]
+    return wasi_file::open(path);
+    #[cfg(not(target_family = "wasm"))]
+    return open_with_std(path);
 }
 
-/// [`open_for_read`] for a path [`stat`] has just accepted; also returns the
-/// file's size (so callers need no further metadata round trip).
-fn open_stated(path: &str) -> Result<(File, u64)> {
+/// [`open_for_read`] through `std::fs`: `stat` (for Python's errors on odd
+/// paths), open, and the open file's size.
+fn open_with_std(path: &str) -> Result<(File, u64)> {
+    stat(path)?;
     let file = File::open(path).map_err(|e| Error::from_io(&e, Some(path)))?;
     let meta = file
         .metadata()

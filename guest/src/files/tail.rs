@@ -10,7 +10,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 
-use super::{open_stated, stat};
+use super::{open_for_read, stat};
 use crate::error::{Error, OsError, Result};
 
 /// The UTF-8 error handlers the component implements.
@@ -82,20 +82,17 @@ impl Tail {
     /// Reads the last `n` lines of `file_path` after upstream's
     /// precondition checks (nothing decoded yet).
     pub fn read(file_path: &str, n: i64, chunk_size: i64) -> Result<Tail> {
-        // Once `stat` has accepted the path, open it without a second round trip.
-        Tail::read_from(
-            file_path,
-            n,
-            chunk_size,
-            || stat(file_path).is_ok(),
-            || open_stated(file_path),
-        )
+        let exists = || stat(file_path).is_ok();
+        Tail::read_from(file_path, n, chunk_size, exists, || open_for_read(file_path))
     }
 
     /// [`Tail::read`] over any file: `exists` is upstream's
     /// `os.path.exists(file_path)`, `open` its `open(file_path, 'rb')` (the
-    /// file and its size; errors name `file_path`), asked only when upstream
-    /// would ask. `file_path` is also the path shown in messages.
+    /// file and its size; errors name `file_path`). The file is opened
+    /// first (the common case needs no `exists` round trip): `exists` is
+    /// asked only when `n` is 0 or the open failed, to tell upstream's
+    /// "File not found" from a failed read. `file_path` is also the path
+    /// shown in messages.
     pub fn read_from<F: Read + Seek>(
         file_path: &str,
         n: i64,
@@ -111,11 +108,13 @@ impl Tail {
                 "chunk_size must be positive. Got {chunk_size}"
             )));
         }
-        if !exists() {
-            return Err(Error::Assertion(format!("File not found: {file_path}")));
-        }
+        let not_found = || Error::Assertion(format!("File not found: {file_path}"));
         if n == 0 {
-            return Ok(Tail::from_data(Vec::new(), 0));
+            return if exists() {
+                Ok(Tail::from_data(Vec::new(), 0))
+            } else {
+                Err(not_found())
+            };
         }
         let wrap = |err: Error| {
             let cause = os_error_of(err);
@@ -127,7 +126,11 @@ impl Tail {
                 cause: Some(cause),
             }
         };
-        let (mut file, size) = open().map_err(wrap)?;
+        let (mut file, size) = match open() {
+            Ok(opened) => opened,
+            Err(_) if !exists() => return Err(not_found()),
+            Err(e) => return Err(wrap(e)),
+        };
         let block = (chunk_size as u64).clamp(MIN_BLOCK, MAX_BLOCK);
         let data = read_tail(&mut file, size, n as u64, block)
             .map_err(|e| wrap(Error::from_io(&e, None)))?;
@@ -511,7 +514,7 @@ mod tests {
     }
 
     #[test]
-    fn any_seekable_source_and_opened_only_when_upstream_opens() {
+    fn any_seekable_source_and_errors_in_upstreams_order() {
         use std::io::Cursor;
         let data = b"a\nb\r\nc\n".repeat(5000);
         let size = data.len() as u64;
@@ -525,10 +528,15 @@ mod tests {
             Tail::read_from("p", 0, 1, || true, never).map(Tail::into_raw),
             Ok(vec![])
         );
-        assert_eq!(
-            Tail::read_from("p", 1, 1, || false, never).map(Tail::into_raw),
-            Err(Error::Assertion("File not found: p".into()))
-        );
+        let missing = || -> Result<(Cursor<Vec<u8>>, u64)> {
+            Err(Error::from_errno(crate::error::ENOENT, Some("p")))
+        };
+        for n in [0, 1] {
+            assert_eq!(
+                Tail::read_from("p", n, 1, || false, missing).map(Tail::into_raw),
+                Err(Error::Assertion("File not found: p".into()))
+            );
+        }
         let refused = || -> Result<(Cursor<Vec<u8>>, u64)> {
             Err(Error::from_errno(crate::error::EACCES, Some("p")))
         };

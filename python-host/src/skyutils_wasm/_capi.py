@@ -17,7 +17,6 @@ A type description is plain JSON-able data: ``["string"]``, ``["u64"]``,
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
 from ctypes import POINTER, byref
 from typing import Any
 
@@ -181,20 +180,15 @@ class Resource(Managed["ctypes._Pointer[ffi.wasmtime_component_resource_any_t]"]
         ffi.wasmtime_component_resource_any_delete(ptr)
 
 
-def catch_exceptions(run: Callable[[], None]) -> int:
-    """Runs a host function body for the C API: a Python exception becomes
-    a wasmtime error (a trap in the guest) and is re-raised by
+def error_for(e: Exception) -> int:
+    """The C API error a host function returns for exception ``e`` (a trap
+    in the guest); any other exception than a wasmtime one is re-raised by
     :func:`raise_last_exception` once the call returns to Python."""
     global _LAST_EXCEPTION
-    try:
-        run()
-    except WasmtimeError as e:
-        return ctypes.cast(e._consume(), ctypes.c_void_p).value or 0
-    except Exception as e:  # noqa: BLE001 - carried to the caller
+    err = e if isinstance(e, WasmtimeError) else WasmtimeError("python exception")
+    if err is not e:
         _LAST_EXCEPTION = e
-        err = WasmtimeError("python exception")
-        return ctypes.cast(err._consume(), ctypes.c_void_p).value or 0
-    return 0
+    return ctypes.cast(err._consume(), ctypes.c_void_p).value or 0
 
 
 def raise_last_exception() -> None:

@@ -105,12 +105,13 @@ _raw_ids = iter(range(1, 1 << 62))
 
 @HOST_FUNC  # type: ignore[untyped-decorator]
 def _raw_impl(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any) -> Any:
-    def run() -> None:
+    try:
         fn, set_ok = _RAW_FUNCS[idx or 0]
         value, error = fn(args)
         _write_result(res[0], value, error, set_ok)
-
-    return _capi.catch_exceptions(run)
+    except Exception as e:  # noqa: BLE001 - carried to the caller
+        return _capi.error_for(e)
+    return 0
 
 
 @FINALIZER  # type: ignore[untyped-decorator]

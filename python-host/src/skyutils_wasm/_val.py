@@ -111,7 +111,7 @@ for _name, _kind in (("BOOL", BOOL), ("U16", U16), ("STRING", STRING), ("RESOURC
 
 _dll = ctypes.CDLL(ffi.dll._name)
 #: The same library with calls that keep the GIL (~0.4 us cheaper), for
-#: calls that never call back into Python.
+#: calls that never call back into Python and never wait (allocations).
 _held = ctypes.PyDLL(ffi.dll._name)
 _CALL_ARGS: list[type[c_void_p] | type[c_size_t]] = [
     c_void_p,
@@ -151,13 +151,13 @@ linker_add_func.argtypes = [
     c_void_p,
     FINALIZER,
 ]
-_val_new = _dll.wasmtime_component_val_new
+_val_new = _held.wasmtime_component_val_new
 _val_new.restype = POINTER(Val)
 _val_new.argtypes = [POINTER(Val)]
-_record_new = _dll.wasmtime_component_valrecord_new_uninit
+_record_new = _held.wasmtime_component_valrecord_new_uninit
 _record_new.restype = None
 _record_new.argtypes = [POINTER(_Record), c_size_t]
-_bytes_new = _dll.wasm_byte_vec_new
+_bytes_new = _held.wasm_byte_vec_new
 _bytes_new.restype = None
 _bytes_new.argtypes = [POINTER(Str), c_size_t, ctypes.c_char_p]
 

@@ -118,7 +118,7 @@ class WasmBackend:
 
     def _env(self) -> dict[str, str]:
         if self.policy is None:
-            return dict(SETTINGS.guest_env())
+            return SETTINGS.component_env()
         return self._policy_env()
 
     def _policy_env(self) -> dict[str, str]:
@@ -127,8 +127,14 @@ class WasmBackend:
         assert self.policy is not None
         return {k: v for k, v in self.policy.guest_env().items() if is_utf8(k) and is_utf8(v)}
 
-    def _system_session(self) -> Session:
+    def _system_session(self) -> Session | None:
+        """The session for the environment as it is now; None when one of
+        the drop-in's ``SKYPILOT_POD_*`` values cannot cross into the
+        component (a ``str`` with surrogate escapes): the pure backend
+        parses it and shows it as upstream does."""
         env = self._env()
+        if self.policy is None and not all(is_utf8(v) for v in env.values()):
+            return None
         key = tuple(sorted(env.items()))
         with self._lock:
             s = self._system.get(key)
@@ -284,22 +290,18 @@ class WasmBackend:
         return self._ok(r, g)  # type: ignore[no-any-return]
 
     # -- system ---------------------------------------------------------
-    def _env_crosses(self) -> bool:
-        """Whether the drop-in's ``SKYPILOT_POD_*`` values can cross into the
-        component; one that is not UTF-8 (a ``str`` with surrogate escapes)
-        is parsed by the pure backend, which shows it as upstream does."""
-        return self.policy is not None or all(is_utf8(v) for v in SETTINGS.guest_env().values())
-
     def get_cpu_count(self) -> int | None:
-        if not self._env_crosses():
+        s = self._system_session()
+        if s is None:
             return self._python_backend().get_cpu_count()
-        v = self._ok(self._system_session().call("system", "get-cpu-count"))
+        v = self._ok(s.call("system", "get-cpu-count"))
         return None if v is None else int(v)
 
     def get_mem_size_gb(self) -> float:
-        if not self._env_crosses():
+        s = self._system_session()
+        if s is None:
             return self._python_backend().get_mem_size_gb()
-        return self._ok(self._system_session().call("system", "get-mem-size-gb"))  # type: ignore[no-any-return]
+        return self._ok(s.call("system", "get-mem-size-gb"))  # type: ignore[no-any-return]
 
     def get_parallel_threads(self, cloud_str: str | None) -> int:
         return self._ok(  # type: ignore[no-any-return]
