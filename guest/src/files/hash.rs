@@ -10,7 +10,7 @@ use super::open_for_read;
 use crate::error::{Error, Result};
 
 /// Read size while hashing (upstream uses 256 KiB too; it does not change the digest).
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1024 * 1024;
 
 /// What hashlib reports about an algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
