@@ -85,6 +85,10 @@ def rust_rows(t: dict[str, float]) -> list[Row]:
         goal, met = ("≤ 2.5x native", lambda a, b: a <= 2.5 * b) if n == 10 else ("informative", None)
         rows.append(compare(t, f"read_last_n_lines 1 GiB n={n}", f"read_last_n_lines/1GiB_n{n}/component", f"read_last_n_lines/1GiB_n{n}/native", goal, met))
     rows.append(compare(t, "estimate_fd_for_directory 10k entries", "dir_10k/estimate_fd_for_directory/component", "dir_10k/estimate_fd_for_directory/native", "≤ 3x native", lambda a, b: a <= 3 * b))
+    rows.append(compare(t, "estimate_fd_for_directory 10k entries: the floor", "dir_10k/estimate_fd_for_directory/native_listing_with_metadata", "dir_10k/estimate_fd_for_directory/native",
+                        "informative (wasmtime-wasi's listing stats every entry)", None))
+    rows.append(compare(t, "estimate_fd_for_directory 10k entries", "dir_10k/estimate_fd_for_directory/component", "dir_10k/estimate_fd_for_directory/native_listing_with_metadata",
+                        "informative (component vs its floor)", None))
     return [r for r in rows if r is not None]
 
 

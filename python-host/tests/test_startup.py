@@ -44,3 +44,31 @@ def test_warm_start_loads_no_heavy_module(tmp_path: Path) -> None:
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".cwasm", ".json"]
     warm = _run(tmp_path)
     assert warm == {"backend": "wasm", "loaded": []}
+
+
+LAYOUT_PROBE = """
+import ctypes, json
+from wasmtime import _ffi
+# Another wasmtime-py whose C API numbers a kind differently.
+_ffi.WASMTIME_COMPONENT_STRING = ctypes.c_uint8(99)
+import skyutils_wasm as s
+print(json.dumps({"value": s.base36_encode("ff"), **s.backend_info()}))
+"""
+
+
+def test_a_different_value_layout_falls_back_to_the_pure_backend(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(HERE / "src"), SKYUTILS_CACHE_DIR=str(tmp_path))
+    env.pop("SKYUTILS_BACKEND", None)
+    # -O strips asserts: the check must not be one.
+    proc = subprocess.run(
+        [sys.executable, "-O", "-c", LAYOUT_PROBE],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["value"] == "73"
+    assert info["backend"] == "python"
+    assert "WASMTIME_COMPONENT_STRING: 12 here, 99 in wasmtime-py" in info["reason"]
+    assert "pure-Python backend" in proc.stderr

@@ -96,8 +96,6 @@ class _Union(ctypes.Union):
 
 Val._fields_ = [("kind", c_uint8), ("of", _Union)]
 Entry._fields_ = [("name", Str), ("val", Val)]
-assert ctypes.sizeof(Val) == ctypes.sizeof(ffi.wasmtime_component_val_t)
-assert ctypes.sizeof(Entry) == ctypes.sizeof(ffi.wasmtime_component_valrecord_entry)
 #: Bytes per value (the stride of a list's elements).
 VAL_SIZE = ctypes.sizeof(Val)
 #: Offset of the payload in a value.
@@ -106,8 +104,85 @@ OF = Val.of.offset
 # Kinds (wasmtime_component_valkind_t).
 BOOL, U8, U16, S32, U32, S64, U64, F32, F64, STRING = 0, 2, 4, 5, 6, 7, 8, 9, 10, 12
 LIST, RECORD, TUPLE, VARIANT, ENUM, OPTION, RESULT, RESOURCE = 13, 14, 15, 16, 17, 18, 19, 21
-for _name, _kind in (("BOOL", BOOL), ("U16", U16), ("STRING", STRING), ("RESOURCE", RESOURCE)):
-    assert getattr(ffi, f"WASMTIME_COMPONENT_{_name}").value == _kind, _name
+
+
+def _layout_differences() -> list[str]:
+    """Where this layout differs from wasmtime-py's own declarations of the
+    C API (``wasmtime._ffi``, generated from the C headers): sizes, field
+    offsets and kind numbers. Any difference (another wasmtime version)
+    must stop the backend from loading, whatever ``python -O`` does to
+    asserts: the package then falls back to its pure-Python backend."""
+    theirs = ffi.wasmtime_component_val_t
+    union = ffi.wasmtime_component_valunion_t
+    checks = [
+        ("sizeof(val)", VAL_SIZE, ctypes.sizeof(theirs)),
+        ("offsetof(val, of)", OF, theirs.of.offset),
+        (
+            "sizeof(record entry)",
+            ctypes.sizeof(Entry),
+            ctypes.sizeof(ffi.wasmtime_component_valrecord_entry),
+        ),
+        (
+            "offsetof(record entry, val)",
+            Entry.val.offset,
+            ffi.wasmtime_component_valrecord_entry.val.offset,
+        ),
+        (
+            "offsetof(result, val)",
+            _Result.val.offset,
+            ffi.wasmtime_component_valresult_t.val.offset,
+        ),
+        (
+            "offsetof(variant, val)",
+            _Variant.val.offset,
+            ffi.wasmtime_component_valvariant_t.val.offset,
+        ),
+    ]
+    for field in (
+        "boolean",
+        "u8",
+        "u16",
+        "s32",
+        "u32",
+        "s64",
+        "u64",
+        "f32",
+        "f64",
+        "option",
+        "resource",
+    ):
+        checks.append(
+            (f"sizeof(union.{field})", getattr(_Union, field).size, getattr(union, field).size)
+        )
+    for ours, their in (
+        ("str", "string"),
+        ("list", "list"),
+        ("record", "record"),
+        ("result", "result"),
+    ):
+        checks.append(
+            (f"sizeof(union.{their})", getattr(_Union, ours).size, getattr(union, their).size)
+        )
+    kinds = {"BOOL": BOOL, "U8": U8, "U16": U16, "S32": S32, "U32": U32, "S64": S64, "U64": U64,
+             "F32": F32, "F64": F64, "STRING": STRING, "LIST": LIST, "RECORD": RECORD,
+             "TUPLE": TUPLE, "VARIANT": VARIANT, "ENUM": ENUM, "OPTION": OPTION,
+             "RESULT": RESULT, "RESOURCE": RESOURCE}  # fmt: skip
+    for name, kind in kinds.items():
+        declared = getattr(ffi, f"WASMTIME_COMPONENT_{name}", None)
+        checks.append((f"WASMTIME_COMPONENT_{name}", kind, getattr(declared, "value", declared)))
+    return [
+        f"{what}: {ours} here, {theirs} in wasmtime-py"
+        for what, ours, theirs in checks
+        if ours != theirs
+    ]
+
+
+_DIFFERENCES = _layout_differences()
+if _DIFFERENCES:
+    raise ImportError(
+        "skyutils_wasm's component value layout does not match this wasmtime-py "
+        f"({', '.join(_DIFFERENCES)})"
+    )
 
 _dll = ctypes.CDLL(ffi.dll._name)
 #: The same library with calls that keep the GIL (~0.4 us cheaper), for
