@@ -165,6 +165,7 @@ fn instance_pre(engine: &Engine) -> InstancePre<Bare> {
         "nofile-limit",
         "pid-exists",
         "tcp4-port-bindable",
+        "read-cgroup-file",
     ] {
         facts
             .func_new(name, |_, _, _, _| {
