@@ -8,7 +8,8 @@
 //!   upstream's messages show them;
 //! - [`pynum`]: CPython's number parsing (`float(str)`, `int(str)`), which the
 //!   guest's policies and the host's CLI both follow;
-//! - [`Limit`]: a resource limit value, as the `host-facts` import reports it.
+//! - [`Limit`]: a resource limit value, as the `host-facts` import reports it;
+//! - [`POD_ENV_VARS`]: the environment variables the guest reads.
 
 #![deny(missing_docs)]
 
@@ -27,3 +28,13 @@ pub enum Limit {
     /// `RLIM_INFINITY`.
     Unlimited,
 }
+
+/// `SKYPILOT_POD_CPU_CORE_LIMIT`: overrides `get_cpu_count`.
+pub const CPU_LIMIT_VAR: &str = "SKYPILOT_POD_CPU_CORE_LIMIT";
+/// `SKYPILOT_POD_MEMORY_GB_LIMIT`: overrides `get_mem_size_gb` (GiB).
+pub const MEMORY_GB_VAR: &str = "SKYPILOT_POD_MEMORY_GB_LIMIT";
+/// `SKYPILOT_POD_MEMORY_BYTES_LIMIT`: overrides `get_mem_size_gb` (bytes).
+pub const MEMORY_BYTES_VAR: &str = "SKYPILOT_POD_MEMORY_BYTES_LIMIT";
+/// Every environment variable the guest reads (a host that runs this
+/// guest need not give it any other).
+pub const POD_ENV_VARS: [&str; 3] = [CPU_LIMIT_VAR, MEMORY_GB_VAR, MEMORY_BYTES_VAR];

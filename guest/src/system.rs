@@ -65,9 +65,7 @@ pub struct Context<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-const CPU_LIMIT_VAR: &str = "SKYPILOT_POD_CPU_CORE_LIMIT";
-const MEMORY_GB_VAR: &str = "SKYPILOT_POD_MEMORY_GB_LIMIT";
-const MEMORY_BYTES_VAR: &str = "SKYPILOT_POD_MEMORY_BYTES_LIMIT";
+use skyutils_common::{CPU_LIMIT_VAR, MEMORY_BYTES_VAR, MEMORY_GB_VAR};
 const NONE_COMPARE: &str = "'<' not supported between instances of 'int' and 'NoneType'";
 const GIB: f64 = 1_073_741_824.0;
 

@@ -312,14 +312,17 @@ fn directories(c: &mut Criterion) {
     // What wasmtime-wasi 48's `read-directory` does on the host before the
     // guest sees one entry: list the directory and stat every entry (for
     // its type). The component cannot be faster than this floor.
-    g.bench_function("estimate_fd_for_directory/native_listing_with_metadata", |b| {
-        b.iter(|| {
-            std::fs::read_dir(path)
-                .unwrap()
-                .map(|e| e.unwrap().metadata().unwrap().file_type())
-                .count()
-        })
-    });
+    g.bench_function(
+        "estimate_fd_for_directory/native_listing_with_metadata",
+        |b| {
+            b.iter(|| {
+                std::fs::read_dir(path)
+                    .unwrap()
+                    .map(|e| e.unwrap().metadata().unwrap().file_type())
+                    .count()
+            })
+        },
+    );
     g.bench_function("get_max_workers_for_file_mounts/component", |b| {
         b.iter(|| u.get_max_workers_for_file_mounts(&mounts, None).unwrap())
     });

@@ -145,7 +145,12 @@ impl Sessions {
     ) -> Result<T, Error> {
         let session = match self.text_pool.take_any() {
             Some(session) => session,
-            None => self.open(WasiConfig::for_call(&self.policy, &[], Cgroups::Hidden)?)?,
+            None => self.open(WasiConfig::for_call(
+                &self.policy,
+                &[],
+                Cgroups::Hidden,
+                self.runtime.env_reads,
+            )?)?,
         };
         let reuse = self.policy.reuse_instances;
         self.text_pool.run(session, &self.limits, reuse, |s| {
@@ -162,7 +167,7 @@ impl Sessions {
         cgroups: Cgroups,
         f: impl FnOnce(&mut Session) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
-        let config = WasiConfig::for_call(&self.policy, grants, cgroups)?;
+        let config = WasiConfig::for_call(&self.policy, grants, cgroups, self.runtime.env_reads)?;
         let session = match self.pool.take(&config) {
             Some(session) => session,
             None => self.open(config)?,

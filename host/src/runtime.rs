@@ -67,6 +67,10 @@ pub struct Runtime {
     pub(crate) files: Option<files::GuestIndices>,
     pub(crate) opened_files: Option<opened_files::GuestIndices>,
     pub(crate) system: Option<system::GuestIndices>,
+    /// The environment variables the component is known to read (the
+    /// embedded one: [`skyutils_common::POD_ENV_VARS`]); `None` for a
+    /// plugin, which may read any variable the policy allows.
+    pub(crate) env_reads: Option<&'static [&'static str]>,
 }
 
 impl Runtime {
@@ -83,6 +87,7 @@ impl Runtime {
             files: files::GuestIndices::new(&pre).ok(),
             opened_files: opened_files::GuestIndices::new(&pre).ok(),
             system: system::GuestIndices::new(&pre).ok(),
+            env_reads: None,
             pre,
         })
     }
@@ -95,7 +100,12 @@ impl Runtime {
         let cell = if metered { &METERED } else { &PLAIN };
         cell.get_or_init(|| {
             Runtime::new(EMBEDDED_COMPONENT, metered)
-                .map(Arc::new)
+                .map(|runtime| {
+                    Arc::new(Runtime {
+                        env_reads: Some(&skyutils_common::POD_ENV_VARS),
+                        ..runtime
+                    })
+                })
                 .map_err(|e| e.to_string())
         })
         .clone()

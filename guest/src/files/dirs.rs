@@ -41,15 +41,20 @@ fn count_entries(path: &str) -> Result<u64> {
 /// or a directory readable without search permission).
 #[cfg(target_family = "wasm")]
 fn count_entries(path: &str) -> Result<u64> {
-    use wasip2::filesystem::types::{DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+    let fail = |code| Error::from_errno(wasi_errno(code), Some(path));
+    with_preopen(path, |dir, rest| count_below(dir, rest, fail))
+        .unwrap_or_else(|| Err(Error::from_errno(crate::error::ENOENT, Some(path))))
+}
 
-    let fail = |code: ErrorCode| Error::from_errno(wasi_errno(code), Some(path));
-    let preopens = wasip2::filesystem::preopens::get_directories();
-    let (dir, rest) = preopens
-        .iter()
-        .filter_map(|(dir, root)| Some((dir, below(path, root)?)))
-        .max_by_key(|(_, rest)| std::cmp::Reverse(rest.len()))
-        .ok_or_else(|| Error::from_errno(crate::error::ENOENT, Some(path)))?;
+/// [`count_entries`] of `rest` below the preopen `dir` (`fail` names the
+/// caller's path in errors).
+#[cfg(target_family = "wasm")]
+fn count_below(
+    dir: &wasip2::filesystem::types::Descriptor,
+    rest: &str,
+    fail: impl Fn(wasip2::filesystem::types::ErrorCode) -> Error,
+) -> Result<u64> {
+    use wasip2::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
     let opened;
     let dir = if rest.is_empty() {
         dir
@@ -61,10 +66,10 @@ fn count_entries(path: &str) -> Result<u64> {
                 OpenFlags::DIRECTORY,
                 DescriptorFlags::READ,
             )
-            .map_err(fail)?;
+            .map_err(&fail)?;
         &opened
     };
-    let stream = dir.read_directory().map_err(fail)?;
+    let stream = dir.read_directory().map_err(&fail)?;
     let mut entries = 0u64;
     loop {
         match stream.read_directory_entry() {
@@ -76,6 +81,29 @@ fn count_entries(path: &str) -> Result<u64> {
             Ok(None) => return Ok(entries),
         }
     }
+}
+
+/// Runs `f` on the preopen `path` lies below (the deepest one) and the rest
+/// of `path` relative to it; `None` when no preopen covers `path`. The
+/// preopens are asked for once: an instance's preopens never change (its
+/// WASI configuration is fixed when it is created), and each
+/// `get-directories` is a host call that hands out new handles.
+#[cfg(target_family = "wasm")]
+pub(super) fn with_preopen<T>(
+    path: &str,
+    f: impl FnOnce(&wasip2::filesystem::types::Descriptor, &str) -> T,
+) -> Option<T> {
+    use wasip2::filesystem::types::Descriptor;
+    thread_local! {
+        static PREOPENS: Vec<(Descriptor, String)> = wasip2::filesystem::preopens::get_directories();
+    }
+    PREOPENS.with(|preopens| {
+        let (dir, rest) = preopens
+            .iter()
+            .filter_map(|(dir, root)| Some((dir, below(path, root)?)))
+            .max_by_key(|(_, rest)| std::cmp::Reverse(rest.len()))?;
+        Some(f(dir, rest))
+    })
 }
 
 /// `path` relative to the preopen `root`, if it lies below it (`""` for the

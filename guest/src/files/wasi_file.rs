@@ -15,7 +15,7 @@ use wasip2::filesystem::types::{
     Descriptor, DescriptorFlags, DescriptorType, OpenFlags, PathFlags,
 };
 
-use super::dirs::{below, wasi_errno};
+use super::dirs::{wasi_errno, with_preopen};
 use super::open_with_std;
 use crate::error::Result;
 
@@ -94,22 +94,18 @@ fn open_direct(path: &str) -> Option<(Source, u64)> {
     if path.ends_with('/') {
         return None;
     }
-    let preopens = wasip2::filesystem::preopens::get_directories();
-    let (dir, rest) = preopens
-        .iter()
-        .filter_map(|(dir, root)| Some((dir, below(path, root)?)))
-        .max_by_key(|(_, rest)| std::cmp::Reverse(rest.len()))?;
-    if rest.is_empty() {
-        return None;
-    }
-    let descriptor = dir
-        .open_at(
+    let descriptor = with_preopen(path, |dir, rest| {
+        if rest.is_empty() {
+            return None;
+        }
+        dir.open_at(
             PathFlags::SYMLINK_FOLLOW,
             rest,
             OpenFlags::empty(),
             DescriptorFlags::READ,
         )
-        .ok()?;
+        .ok()
+    })??;
     let stat = descriptor.stat().ok()?;
     if stat.type_ != DescriptorType::RegularFile {
         return None;

@@ -92,11 +92,13 @@ impl WasiConfig {
     /// The configuration a call with these grants gets under `policy`: the
     /// cgroup files if asked for, the allowed directories (strict mode) or
     /// the directories the grants need (per call), and the allowed
-    /// environment as it is now.
+    /// environment as it is now (only the variables in `env_reads`, when
+    /// the component is known to read no others).
     pub fn for_call(
         policy: &Policy,
         grants: &[PathGrant],
         cgroups: Cgroups,
+        env_reads: Option<&[&str]>,
     ) -> Result<WasiConfig, Error> {
         let mut preopens = Vec::new();
         // No cgroup tree (e.g. not Linux) simply means "no cgroup limit".
@@ -120,7 +122,10 @@ impl WasiConfig {
             }
         }
         Ok(WasiConfig {
-            env: policy.guest_env(),
+            env: match env_reads {
+                Some(names) => policy.guest_env_of(names),
+                None => policy.guest_env(),
+            },
             preopens,
             cgroup_root,
         })
@@ -170,5 +175,53 @@ impl Policy {
                 .map(|(k, v)| (k, v.to_string_lossy().into_owned()))
                 .collect(),
         }
+    }
+
+    /// [`guest_env`](Self::guest_env) restricted to `names`: the same
+    /// answers for a component that reads no other variable, from one
+    /// lookup per name instead of a copy of the whole environment (which a
+    /// Kubernetes pod's service variables make long).
+    pub fn guest_env_of(&self, names: &[&str]) -> Vec<(String, String)> {
+        let wanted = |k: &str| names.contains(&k) && self.env_allowed(k);
+        match &self.env_override {
+            Some(vars) => vars.iter().filter(|(k, _)| wanted(k)).cloned().collect(),
+            None => names
+                .iter()
+                .filter(|k| self.env_allowed(k))
+                .filter_map(|k| {
+                    let v = std::env::var_os(k)?;
+                    Some((k.to_string(), v.to_string_lossy().into_owned()))
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_of_known_names_is_the_allowed_one_restricted_to_them() {
+        let vars = [
+            ("SKYPILOT_POD_CPU_CORE_LIMIT", "2"),
+            ("SKYPILOT_POD_OTHER", "x"),
+            ("HOME", "/h"),
+        ];
+        let policy = Policy {
+            env_override: Some(vars.map(|(k, v)| (k.to_string(), v.to_string())).to_vec()),
+            ..Policy::default()
+        };
+        let names = skyutils_common::POD_ENV_VARS;
+        let restricted: Vec<_> = policy
+            .guest_env()
+            .into_iter()
+            .filter(|(k, _)| names.contains(&k.as_str()))
+            .collect();
+        assert_eq!(policy.guest_env_of(&names), restricted);
+        assert_eq!(
+            restricted,
+            [("SKYPILOT_POD_CPU_CORE_LIMIT".to_string(), "2".to_string())]
+        );
     }
 }

@@ -175,10 +175,13 @@ def grant(path: PathArg, allowed: Sequence[bytes] | None = None) -> PathGrant:
         return PathGrant(path, "", None, p)
     if not p:
         return PathGrant(path, "", None, None)
-    try:
-        absolute = os.path.join(os.getcwdb(), p)
-    except OSError:
+    if p.startswith(b"/"):
         absolute = p
+    else:
+        try:
+            absolute = os.path.join(os.getcwdb(), p)
+        except OSError:
+            absolute = p
     resolved, missing = _resolve(absolute)
     if resolved is None:
         return PathGrant(path, guest_label(p), None, None)
