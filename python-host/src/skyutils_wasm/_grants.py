@@ -114,12 +114,16 @@ def _realpath(p: bytes) -> bytes | None:
     exists; ``name/..`` only when ``name`` is a directory)."""
     if b"\0" in p:
         return None
-    if _C_REALPATH is not None:
-        return _C_REALPATH(p)
-    # ``os.path.realpath`` alone drops ``name/..`` without checking that
-    # ``name`` is a directory, so the OS's own ``stat`` decides first.
+    # ``realpath`` (libc's too) drops ``name/..`` after checking only that
+    # ``name`` is a directory, not that it may be searched: the OS's own
+    # ``stat`` decides first (``noperm/../f`` is a PermissionError).
     try:
         os.stat(p)
+    except (OSError, ValueError):
+        return None
+    if _C_REALPATH is not None:
+        return _C_REALPATH(p)
+    try:
         return os.path.realpath(p, strict=True)
     except (OSError, ValueError):
         return None

@@ -1,0 +1,59 @@
+"""A path through a directory the caller may not search (``noperm/../f``)
+fails as upstream's does: the grant resolves it with the OS's ``stat`` first,
+since ``realpath(3)`` drops ``noperm/..`` without checking permissions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from vectorlib import Env, run_as_nobody, run_call
+
+import skyutils_wasm
+
+FILES = {
+    "noperm": {"dir": True, "mode": "000"},
+    "five.txt": {"base64": "bDEKbDIKbDMKbDQKbDUK"},
+}
+VECTORS = [
+    {
+        "id": "read_last_n_lines/through_unsearchable_dir",
+        "function": "read_last_n_lines",
+        "args": ["{tmp}/noperm/../five.txt", 2],
+        "kwargs": {},
+        "files": FILES,
+        "expect": {
+            "raises": "AssertionError",
+            "message": "File not found: {tmp}/noperm/../five.txt",
+        },
+    },
+    {
+        "id": "hash_file/through_unsearchable_dir",
+        "function": "hash_file",
+        "args": ["{tmp}/noperm/../five.txt", "md5"],
+        "kwargs": {},
+        "files": FILES,
+        "expect": {
+            "raises": "PermissionError",
+            "message": "[Errno 13] Permission denied: '{tmp}/noperm/../five.txt'",
+        },
+    },
+]
+
+
+@pytest.fixture(params=["wasm", "python"])
+def backend(request: Any) -> Iterator[str]:
+    skyutils_wasm.set_backend(request.param)
+    yield request.param
+
+
+@pytest.mark.parametrize("vec", VECTORS, ids=[v["id"] for v in VECTORS])
+def test_path_through_unsearchable_dir(backend: str, vec: dict[str, Any]) -> None:
+    with Env(vec) as env:
+        if os.geteuid() == 0:
+            errs = run_as_nobody(vec, env.tmp, backend)
+        else:
+            errs = run_call(vec, env.tmp)
+    assert not errs, "\n".join(errs)
