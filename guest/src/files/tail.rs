@@ -83,7 +83,9 @@ impl Tail {
     /// precondition checks (nothing decoded yet).
     pub fn read(file_path: &str, n: i64, chunk_size: i64) -> Result<Tail> {
         let exists = || stat(file_path).is_ok();
-        Tail::read_from(file_path, n, chunk_size, exists, || open_for_read(file_path))
+        Tail::read_from(file_path, n, chunk_size, exists, || {
+            open_for_read(file_path)
+        })
     }
 
     /// [`Tail::read`] over any file: `exists` is upstream's
