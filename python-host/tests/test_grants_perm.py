@@ -57,3 +57,20 @@ def test_path_through_unsearchable_dir(backend: str, vec: dict[str, Any]) -> Non
         else:
             errs = run_call(vec, env.tmp)
     assert not errs, "\n".join(errs)
+
+
+def test_a_path_longer_than_path_max_is_refused_as_upstream(backend: str, tmp_path: Any) -> None:
+    """The OS refuses a path over PATH_MAX (ENAMETOOLONG) whether or not it
+    exists; the guest must not turn that into "No such file"."""
+    (tmp_path / "five.txt").write_text("l1\nl2\n")
+    long = str(tmp_path) + "/a" * 3000 + "/five.txt"
+    message = f"[Errno 36] File name too long: {long!r}"
+    with pytest.raises(OSError) as info:
+        skyutils_wasm.hash_file(long, "md5")
+    assert (type(info.value), str(info.value)) == (OSError, message)
+    with pytest.raises(OSError) as info:
+        skyutils_wasm.estimate_fd_for_directory(long)
+    assert (type(info.value), str(info.value)) == (OSError, message)
+    with pytest.raises(AssertionError, match="^File not found: "):
+        skyutils_wasm.read_last_n_lines(long, 1)
+    assert skyutils_wasm.read_last_n_lines(str(tmp_path / "five.txt"), 1) == ["l2"]

@@ -15,6 +15,7 @@ backend answers it without the guest (or refuses it under a strict policy).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -167,6 +168,17 @@ def _missing_label(p: bytes) -> str:
     return f"{LABEL_ROOT}-missing/{p.hex()}"
 
 
+def _too_long(p: bytes) -> bool:
+    """Whether the OS refuses ``p`` as too long (``ENAMETOOLONG``)."""
+    try:
+        os.stat(p)
+    except OSError as e:
+        return e.errno == errno.ENAMETOOLONG
+    except ValueError:
+        return False
+    return False
+
+
 def grant(path: PathArg, allowed: Sequence[bytes] | None = None) -> PathGrant:
     """Resolves ``path`` for one call. With ``allowed`` (resolved directories)
     a path resolving outside all of them, or not UTF-8, raises
@@ -184,6 +196,10 @@ def grant(path: PathArg, allowed: Sequence[bytes] | None = None) -> PathGrant:
     except OSError:
         absolute = p
     resolved, missing = _resolve(absolute)
+    if (resolved is None or missing) and allowed is None and _too_long(p):
+        # The OS refuses the path itself (ENAMETOOLONG), which no guest
+        # path can reproduce: answered without the guest, as upstream fails.
+        return PathGrant(path, "", None, p)
     if resolved is None:
         return PathGrant(path, guest_label(p), None, None)
     is_dir = os.path.isdir(resolved)
