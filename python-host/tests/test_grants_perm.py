@@ -74,3 +74,28 @@ def test_a_path_longer_than_path_max_is_refused_as_upstream(backend: str, tmp_pa
     with pytest.raises(AssertionError, match="^File not found: "):
         skyutils_wasm.read_last_n_lines(long, 1)
     assert skyutils_wasm.read_last_n_lines(str(tmp_path / "five.txt"), 1) == ["l2"]
+
+
+@pytest.mark.parametrize(
+    ("hash_alg", "error"),
+    [
+        (None, "name must be a string"),
+        (123, "name must be a string"),
+        (b"md5", "name must be a string"),
+        ("md5\x00", "name must be a string"),
+        ("nope\x00x", "name must be a string"),
+        ("\ud800", "name must be a string"),
+        (bytearray(b"md5"), "unhashable type: 'bytearray'"),
+    ],
+)
+def test_hash_names_hashlib_cannot_take(
+    backend: str, tmp_path: Any, hash_alg: Any, error: str
+) -> None:
+    """Upstream's ``hashlib.new`` raises ``TypeError`` for these names (after
+    the file is opened: a missing file is still FileNotFoundError)."""
+    (tmp_path / "h.txt").write_bytes(b"hello world\n")
+    with pytest.raises(TypeError) as info:
+        skyutils_wasm.hash_file(str(tmp_path / "h.txt"), hash_alg)
+    assert (type(info.value), str(info.value)) == (TypeError, error)
+    with pytest.raises(FileNotFoundError):
+        skyutils_wasm.hash_file(str(tmp_path / "nope"), hash_alg)
