@@ -99,3 +99,16 @@ def test_hash_names_hashlib_cannot_take(
     assert (type(info.value), str(info.value)) == (TypeError, error)
     with pytest.raises(FileNotFoundError):
         skyutils_wasm.hash_file(str(tmp_path / "nope"), hash_alg)
+
+
+def test_an_empty_bytes_path_is_shown_as_upstream(backend: str) -> None:
+    for n in (0, 2):
+        with pytest.raises(AssertionError) as info:
+            skyutils_wasm.read_last_n_lines(b"", n)
+        assert str(info.value) == "File not found: b''"
+    with pytest.raises(FileNotFoundError) as err:
+        skyutils_wasm.hash_file(b"", "md5")
+    assert str(err.value) == "[Errno 2] No such file or directory: b''"
+    with pytest.raises(FileNotFoundError) as err:
+        skyutils_wasm.estimate_fd_for_directory(b"")
+    assert str(err.value) == "[Errno 2] No such file or directory: b''"

@@ -287,6 +287,9 @@ def display_error(err: Any, g: PathGrant) -> Any:
         return o
 
     if tag == "assertion-error":
+        if not frm and payload == "File not found: ":
+            # An empty path (b''): nothing in the text to replace.
+            return (tag, payload + str(to))
         return (tag, _text(payload, frm, to))
     if tag == "runtime-error":
         cause = payload.get("cause")
