@@ -107,6 +107,17 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
         Err(_) => path.to_path_buf(),
     };
     let (resolved, missing_child) = resolve(&absolute);
+    if (resolved.is_none() || missing_child.is_some())
+        && matches!(access, FileAccess::PerCall)
+        && too_long(path)
+    {
+        // The OS refuses the path itself (ENAMETOOLONG), which no guest
+        // path can reproduce: the host opens the caller's path, as upstream.
+        return Ok(PathGrant {
+            unnamed: Some(path.to_path_buf()),
+            ..unchanged()
+        });
+    }
     let Some(resolved) = resolved else {
         return Ok(unchanged());
     };
@@ -301,6 +312,14 @@ fn parent(p: &Path) -> PathBuf {
     p.parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Whether the OS refuses `path` as too long (`ENAMETOOLONG`).
+fn too_long(path: &Path) -> bool {
+    matches!(
+        std::fs::metadata(path),
+        Err(e) if e.raw_os_error() == Some(skyutils_common::error::ENAMETOOLONG)
+    )
 }
 
 /// `path` canonicalized, if the OS resolves it. `realpath(3)` (behind
