@@ -47,6 +47,8 @@ VECTORS = [
 def backend(request: Any) -> Iterator[str]:
     skyutils_wasm.set_backend(request.param)
     yield request.param
+    # vectorlib.Env leaves its fake facts configured: back to this machine's.
+    skyutils_wasm.configure(facts=None, env_override=None, cgroup_root="/sys/fs/cgroup")
 
 
 @pytest.mark.parametrize("vec", VECTORS, ids=[v["id"] for v in VECTORS])
