@@ -156,12 +156,17 @@ impl PyInt {
     }
 }
 
+/// Python's default `sys.get_int_max_str_digits()`: `int(s)` of a decimal
+/// string with more digits (underscores not counted, leading zeros counted)
+/// raises `ValueError`.
+pub const INT_MAX_STR_DIGITS: usize = 4300;
+
 /// Python's `int(s)` for a `str` (base 10), or none when it raises.
 pub fn parse_int(s: &str) -> Option<PyInt> {
     let t = pretransform(s)?;
     let (negative, body) = split_sign(&t);
     let (digits, rest) = digit_part(body, 10)?;
-    if !rest.is_empty() {
+    if !rest.is_empty() || digits.len() > INT_MAX_STR_DIGITS {
         return None;
     }
     let magnitude = digits.bytes().fold(0u128, |acc, d| {
@@ -290,6 +295,13 @@ mod tests {
         );
         assert!(parse_int("1.5e9").is_none());
         assert!(parse_int("0x10").is_none());
+        // Python's 4300-digit limit: leading zeros count, underscores do not.
+        let seven = |zeros: usize| format!(" {}7\n", "0".repeat(zeros));
+        assert_eq!(parse_int(&seven(4299)).map(|v| v.magnitude), Some(7));
+        assert!(parse_int(&seven(4300)).is_none());
+        assert!(parse_int(&format!("{}1", "1_".repeat(4299))).is_some());
+        assert!(parse_int(&format!("{}1", "1_".repeat(4300))).is_none());
+        assert!(parse_int(&"١".repeat(4301)).is_none());
         assert_eq!(parse_hex("0x_f"), Some((false, Cow::from("f"))));
         assert_eq!(parse_hex("-0X1_F"), Some((true, Cow::from("1F"))));
         assert_eq!(parse_hex("٠x1f"), Some((false, Cow::from("1f"))));

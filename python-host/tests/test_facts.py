@@ -322,3 +322,18 @@ def test_import_without_resource_module() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_cgroup_controllers_is_only_stated(tmp_path: Path) -> None:
+    """``cgroup.controllers`` only tells v2 from v1 (upstream's
+    ``os.path.isfile``): it is never read, so a huge or undecodable one in a
+    test tree costs nothing and still means v2."""
+    from skyutils_wasm import _cgroup
+
+    with open(tmp_path / "cgroup.controllers", "wb") as f:
+        f.truncate(64 << 20)
+    assert _cgroup.read(str(tmp_path), "controllers") == ("text", "")
+    (tmp_path / "cgroup.controllers").write_bytes(b"\xff")
+    assert _cgroup.read(str(tmp_path), "controllers") == ("text", "")
+    (tmp_path / "memory.max").write_bytes(b"\xff")
+    assert _cgroup.read(str(tmp_path), "memory-max") == _cgroup.UNREADABLE

@@ -378,3 +378,74 @@ fn unprivileged_vectors_pass_through_the_cli() {
     );
     assert_eq!(selected.len(), 7, "the non_root vectors with fixture files");
 }
+
+/// A path through a directory the caller may not search (`noperm/../f`)
+/// fails as upstream's does: `realpath(3)` drops `noperm/..` after checking
+/// only that `noperm` is a directory, so the grant asks the OS's `stat`
+/// first. Run as uid 65534 (root may search anything).
+#[test]
+fn a_path_through_an_unsearchable_directory_fails_as_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(tmp.path().join("five.txt"), "l1\nl2\nl3\nl4\nl5\n").unwrap();
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    let noperm = tmp.path().join("noperm");
+    std::fs::create_dir(&noperm).unwrap();
+    std::fs::set_permissions(&noperm, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let root = common::is_root();
+    if root {
+        std::os::unix::fs::chown(cache.path(), Some(65534), Some(65534)).unwrap();
+    }
+    let dir = tmp.path().to_str().unwrap();
+    let run = |args: &[String]| -> Value {
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_skyutils"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_skyutils"))
+        };
+        let out = cmd
+            .args(args)
+            .arg("--json")
+            .env("SKYUTILS_CACHE_DIR", cache.path())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let file = format!("{dir}/noperm/../five.txt");
+    let sub = format!("{dir}/noperm/../sub");
+    let cases = [
+        (
+            vec![
+                "read-last-n-lines".into(),
+                "-n".into(),
+                "2".into(),
+                file.clone(),
+            ],
+            json!({"error": "AssertionError", "message": format!("File not found: {file}")}),
+        ),
+        (
+            vec!["hash-file".into(), file.clone()],
+            json!({"error": "PermissionError", "message": format!("[Errno 13] Permission denied: '{file}'")}),
+        ),
+        (
+            vec!["estimate-fd".into(), sub.clone()],
+            json!({"error": "PermissionError", "message": format!("[Errno 13] Permission denied: '{sub}'")}),
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(run(&args), want, "{args:?}");
+    }
+    // The same file by a plain path still reads.
+    let plain = vec![
+        "read-last-n-lines".into(),
+        "-n".into(),
+        "2".into(),
+        format!("{dir}/five.txt"),
+    ];
+    assert_eq!(run(&plain), json!(["l4\n", "l5"]));
+    std::fs::set_permissions(&noperm, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

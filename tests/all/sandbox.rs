@@ -453,3 +453,28 @@ fn the_cli_takes_non_utf8_arguments() {
         .unwrap();
     assert_eq!(out.stdout, b"3\n");
 }
+
+/// A path over PATH_MAX is refused by the OS (ENAMETOOLONG) whether or not
+/// it exists; the drop-in must not turn that into "No such file".
+#[test]
+fn a_path_longer_than_path_max_is_refused_as_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("five.txt"), "l1\nl2\n").unwrap();
+    let long = format!("{}{}/five.txt", tmp.path().display(), "/a".repeat(3000));
+    let utils = Utils::new(Policy::default()).unwrap();
+    let message = format!("[Errno 36] File name too long: '{long}'");
+    let err = utils.hash_file(&long, "md5").unwrap_err();
+    assert_eq!((err.kind(), err.message()), ("OSError", message.clone()));
+    let err = utils.estimate_fd_for_directory(&long).unwrap_err();
+    assert_eq!((err.kind(), err.message()), ("OSError", message));
+    let err = utils.read_last_n_lines(&long, 1).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.message()),
+        ("AssertionError", format!("File not found: {long}"))
+    );
+    let five = tmp.path().join("five.txt");
+    assert_eq!(
+        utils.read_last_n_lines(five.to_str().unwrap(), 1).unwrap(),
+        vec!["l2"]
+    );
+}

@@ -326,7 +326,8 @@ fn read_tail(
             scratch.resize(len as usize, 0);
             &mut scratch
         };
-        file.read_exact(buf)?;
+        let got = read_up_to(file, buf)?;
+        buf.truncate(got);
         newlines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
         seen += len;
     }
@@ -342,8 +343,25 @@ fn read_tail(
     }
     data.resize(len, 0);
     file.seek(SeekFrom::Start(pos))?;
-    file.read_exact(&mut data)?;
+    let got = read_up_to(file, &mut data)?;
+    data.truncate(got);
     Ok(data)
+}
+
+/// Fills `buf` until it is full or the file ends, like Python's
+/// `f.read(len)`: a file shorter than its reported size (sysfs files say
+/// 4096 bytes) gives what it has, not an error. Returns the bytes read.
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Stops the call when the tail does not fit in the guest's memory. WIT has
@@ -513,6 +531,21 @@ mod tests {
             "'utf-8' codec can't decode byte 0x80 in position 1: invalid start byte"
         );
         assert_eq!(decode_piece(b"\xff(x", DecodeErrors::Ignore).unwrap(), "(x");
+    }
+
+    /// A file shorter than the size it reports (sysfs files say 4096
+    /// bytes) gives its lines, as upstream's `f.read` does, not an error.
+    #[test]
+    fn a_file_shorter_than_its_reported_size() {
+        use std::io::Cursor;
+        let data = b"always [madvise] never\n".to_vec();
+        let source = || Ok((Cursor::new(data.clone()), 4096));
+        let tail = Tail::read_from("p", 2, 8192, || true, source).unwrap();
+        assert_eq!(tail.into_raw(), vec![b"always [madvise] never".to_vec()]);
+        let long = b"x\n".repeat(10_000);
+        let source = || Ok((Cursor::new(long.clone()), 30_000));
+        let tail = Tail::read_from("p", 3, 1, || true, source).unwrap();
+        assert_eq!(tail.into_raw(), vec![b"x".to_vec(); 3]);
     }
 
     #[test]

@@ -107,6 +107,17 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
         Err(_) => path.to_path_buf(),
     };
     let (resolved, missing_child) = resolve(&absolute);
+    if (resolved.is_none() || missing_child.is_some())
+        && matches!(access, FileAccess::PerCall)
+        && too_long(path)
+    {
+        // The OS refuses the path itself (ENAMETOOLONG), which no guest
+        // path can reproduce: the host opens the caller's path, as upstream.
+        return Ok(PathGrant {
+            unnamed: Some(path.to_path_buf()),
+            ..unchanged()
+        });
+    }
     let Some(resolved) = resolved else {
         return Ok(unchanged());
     };
@@ -303,21 +314,35 @@ fn parent(p: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// Whether the OS refuses `path` as too long (`ENAMETOOLONG`).
+fn too_long(path: &Path) -> bool {
+    matches!(
+        std::fs::metadata(path),
+        Err(e) if e.raw_os_error() == Some(skyutils_common::error::ENAMETOOLONG)
+    )
+}
+
+/// `path` canonicalized, if the OS resolves it. `realpath(3)` (behind
+/// `canonicalize`) drops `name/..` after checking only that `name` is a
+/// directory, not that it may be searched, so the OS's own `stat` decides
+/// first (`noperm/../f` is a `PermissionError`, as upstream).
+fn real_path(path: &Path) -> Option<PathBuf> {
+    std::fs::metadata(path).ok()?;
+    path.canonicalize().ok()
+}
+
 /// The canonical form of the longest prefix of `path` that resolves, and the
 /// components after it (none when all of `path` resolves).
 fn resolve(path: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
-    if let Ok(full) = path.canonicalize() {
+    if let Some(full) = real_path(path) {
         return (Some(full), None);
     }
     let components: Vec<Component> = path.components().collect();
     for split in (1..components.len()).rev() {
         let prefix: PathBuf = components[..split].iter().collect();
-        match prefix.canonicalize() {
-            Ok(real) => {
-                let rest: PathBuf = components[split..].iter().collect();
-                return (Some(real), Some(rest));
-            }
-            Err(_) => continue,
+        if let Some(real) = real_path(&prefix) {
+            let rest: PathBuf = components[split..].iter().collect();
+            return (Some(real), Some(rest));
         }
     }
     (None, None)

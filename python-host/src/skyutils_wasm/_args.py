@@ -148,7 +148,12 @@ def hash_file(b: Backend, path: Any, hash_alg: Any) -> Any:
         path = _confined_path(path)
         if not isinstance(hash_alg, str):
             raise TypeError(f"hash_alg must be str, not {type(hash_alg).__name__}")
-    if not _sandboxable_path(path) or not isinstance(hash_alg, str) or not is_utf8(hash_alg):
+    if (
+        not _sandboxable_path(path)
+        or not isinstance(hash_alg, str)
+        or not is_utf8(hash_alg)
+        or "\0" in hash_alg
+    ):
         return _py().hash_file(path, hash_alg)
     return b.hash_file(path, hash_alg)
 

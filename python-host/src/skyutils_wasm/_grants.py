@@ -15,6 +15,7 @@ backend answers it without the guest (or refuses it under a strict policy).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -114,12 +115,16 @@ def _realpath(p: bytes) -> bytes | None:
     exists; ``name/..`` only when ``name`` is a directory)."""
     if b"\0" in p:
         return None
-    if _C_REALPATH is not None:
-        return _C_REALPATH(p)
-    # ``os.path.realpath`` alone drops ``name/..`` without checking that
-    # ``name`` is a directory, so the OS's own ``stat`` decides first.
+    # ``realpath`` (libc's too) drops ``name/..`` after checking only that
+    # ``name`` is a directory, not that it may be searched: the OS's own
+    # ``stat`` decides first (``noperm/../f`` is a PermissionError).
     try:
         os.stat(p)
+    except (OSError, ValueError):
+        return None
+    if _C_REALPATH is not None:
+        return _C_REALPATH(p)
+    try:
         return os.path.realpath(p, strict=True)
     except (OSError, ValueError):
         return None
@@ -163,6 +168,17 @@ def _missing_label(p: bytes) -> str:
     return f"{LABEL_ROOT}-missing/{p.hex()}"
 
 
+def _too_long(p: bytes) -> bool:
+    """Whether the OS refuses ``p`` as too long (``ENAMETOOLONG``)."""
+    try:
+        os.stat(p)
+    except OSError as e:
+        return e.errno == errno.ENAMETOOLONG
+    except ValueError:
+        return False
+    return False
+
+
 def grant(path: PathArg, allowed: Sequence[bytes] | None = None) -> PathGrant:
     """Resolves ``path`` for one call. With ``allowed`` (resolved directories)
     a path resolving outside all of them, or not UTF-8, raises
@@ -183,6 +199,10 @@ def grant(path: PathArg, allowed: Sequence[bytes] | None = None) -> PathGrant:
         except OSError:
             absolute = p
     resolved, missing = _resolve(absolute)
+    if (resolved is None or missing) and allowed is None and _too_long(p):
+        # The OS refuses the path itself (ENAMETOOLONG), which no guest
+        # path can reproduce: answered without the guest, as upstream fails.
+        return PathGrant(path, "", None, p)
     if resolved is None:
         return PathGrant(path, guest_label(p), None, None)
     is_dir = os.path.isdir(resolved)
@@ -270,6 +290,9 @@ def display_error(err: Any, g: PathGrant) -> Any:
         return o
 
     if tag == "assertion-error":
+        if not frm and payload == "File not found: ":
+            # An empty path (b''): nothing in the text to replace.
+            return (tag, payload + str(to))
         return (tag, _text(payload, frm, to))
     if tag == "runtime-error":
         cause = payload.get("cause")

@@ -10,6 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ._config import SETTINGS, facts
+from ._grants import is_utf8
 
 if TYPE_CHECKING:
     from ._grants import PathArg
@@ -41,6 +42,15 @@ LOW_FD_WARNING = (
     "be slow. Consider increasing the limit using `ulimit -n <number>` or "
     "modifying system limits."
 )
+
+
+def _check_hash_name(hash_alg: Any) -> None:
+    """The ``TypeError``s of upstream's ``hashlib.new(hash_alg)`` for a name
+    it cannot take: unhashable (its set lookup), not a ``str``, or a ``str``
+    with NUL or a lone surrogate (OpenSSL's C string)."""
+    hash(hash_alg)
+    if not isinstance(hash_alg, str) or "\0" in hash_alg or not is_utf8(hash_alg):
+        raise TypeError("name must be a string")
 
 
 def canonical_hash_name(hash_alg: str) -> str | None:
@@ -210,6 +220,7 @@ class PureBackend:
 
     def hash_file(self, path: PathArg, hash_alg: str) -> Any:
         with open(path, "rb") as f:
+            _check_hash_name(hash_alg)
             name = canonical_hash_name(hash_alg)
             if name is None:
                 raise ValueError(f"unsupported hash type {hash_alg}")
