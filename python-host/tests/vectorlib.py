@@ -322,6 +322,11 @@ def _child_main() -> None:
     vec = json.loads(sys.stdin.read())
     skyutils_wasm.set_backend(backend)
     skyutils_wasm.base36_encode("ff")  # load the runtime while still root
+    # Describing an export the first time (after a component rebuild, a
+    # fresh cache) imports wasmtime's type reflection lazily; the
+    # interpreter's own files may be unreadable to uid 65534.
+    import wasmtime.component  # noqa: F401
+
     with Env(vec, tmp_override=tmp):
         os.setgroups([])
         os.setgid(65534)
