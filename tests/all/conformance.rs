@@ -266,17 +266,7 @@ fn every_component_vector_passes() {
         .iter()
         .filter_map(|v| run_in_process(v).err())
         .collect();
-    println!(
-        "conformance (in process): {} passed, {} failed",
-        selected.len() - failures.len(),
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} vectors failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    report("in process", selected.len(), &failures);
     assert!(
         selected.len() >= 950,
         "only {} vectors selected",
@@ -365,17 +355,7 @@ fn unprivileged_vectors_pass_through_the_cli() {
             .args(["-R", "u+rwx", tmp_path])
             .status();
     }
-    println!(
-        "conformance (unprivileged, CLI): {} passed, {} failed",
-        selected.len() - failures.len(),
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} vectors failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    report("unprivileged, CLI", selected.len(), &failures);
     assert_eq!(selected.len(), 7, "the non_root vectors with fixture files");
 }
 
@@ -448,4 +428,20 @@ fn a_path_through_an_unsearchable_directory_fails_as_upstream() {
     ];
     assert_eq!(run(&plain), json!(["l4\n", "l5"]));
     std::fs::set_permissions(&noperm, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Prints a run's summary (`make test` shows it) and fails with every
+/// failing vector.
+fn report(run: &str, total: usize, failures: &[String]) {
+    println!(
+        "conformance ({run}): {} passed, {} failed",
+        total - failures.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} vectors failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
