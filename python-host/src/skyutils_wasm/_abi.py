@@ -256,7 +256,7 @@ Bound = Callable[[Any, Keep], None]
 
 #: Strings longer than this are let go after the call (not kept alive by the
 #: reused argument slot until the next one).
-SMALL = 1 << 16
+HOLD_MAX = 1 << 16
 
 
 def _bind_string(slot: Val) -> Bound:
@@ -267,7 +267,7 @@ def _bind_string(slot: Val) -> Bound:
         b = v.encode()  # strict UTF-8, as in _string_lower
         view.size = len(b)
         view.data = b
-        if len(b) > SMALL:
+        if len(b) > HOLD_MAX:
             keep.append(view)
 
     return lower
