@@ -109,7 +109,7 @@ pub(super) fn with_preopen<T>(
 /// `path` relative to the preopen `root`, if it lies below it (`""` for the
 /// root itself).
 #[cfg(target_family = "wasm")]
-pub(super) fn below<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+fn below<'a>(path: &'a str, root: &str) -> Option<&'a str> {
     let rest = path.strip_prefix(root.trim_end_matches('/'))?;
     if rest.is_empty() {
         return Some("");

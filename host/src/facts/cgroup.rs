@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::bindings::host_facts::{CgroupFile, CgroupRead};
 
 /// `file`'s path relative to the cgroup root.
-pub(crate) fn relative_path(file: CgroupFile) -> &'static str {
+fn relative_path(file: CgroupFile) -> &'static str {
     match file {
         CgroupFile::Controllers => "cgroup.controllers",
         CgroupFile::CpuMax => "cpu.max",

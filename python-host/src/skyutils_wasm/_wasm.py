@@ -109,6 +109,7 @@ class WasmBackend:
 
     def _pure_session(self) -> Session:
         s = self._pure
+        # :meth:`_usable`, inline: this is every text call's path.
         if s is None or s.dead is not None or s.memory != self.limits.memory_limit:
             # A plugin sees its policy's environment in every instance (as
             # of the instance's creation).
