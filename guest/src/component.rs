@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use crate::error::{Error, OsError};
 use crate::files;
-use crate::system::{CgroupFile, CgroupRead, Context, Facts, Limit};
+use crate::system::{CgroupController, CgroupLimit, Context, Facts, Limit};
 use crate::text;
 
 wit_bindgen::generate!({
@@ -319,20 +319,15 @@ impl Facts for ImportedFacts {
     fn tcp4_port_bindable(&self, port: u16) -> crate::Result<bool> {
         denied(host_facts::tcp4_port_bindable(port))
     }
-    fn read_cgroup_file(&self, file: CgroupFile) -> crate::Result<CgroupRead> {
-        use host_facts::CgroupFile as F;
-        let file = match file {
-            CgroupFile::Controllers => F::Controllers,
-            CgroupFile::CpuMax => F::CpuMax,
-            CgroupFile::MemoryMax => F::MemoryMax,
-            CgroupFile::CpuCfsQuotaUs => F::CpuCfsQuotaUs,
-            CgroupFile::CpuCfsPeriodUs => F::CpuCfsPeriodUs,
-            CgroupFile::MemoryLimitInBytes => F::MemoryLimitInBytes,
+    fn read_cgroup_limit(&self, controller: CgroupController) -> crate::Result<CgroupLimit> {
+        let controller = match controller {
+            CgroupController::Cpu => host_facts::CgroupController::Cpu,
+            CgroupController::Memory => host_facts::CgroupController::Memory,
         };
-        Ok(match denied(host_facts::read_cgroup_file(file))? {
-            host_facts::CgroupRead::Absent => CgroupRead::Absent,
-            host_facts::CgroupRead::Unreadable => CgroupRead::Unreadable,
-            host_facts::CgroupRead::Text(text) => CgroupRead::Text(text),
+        let limit = denied(host_facts::read_cgroup_limit(controller))?;
+        Ok(CgroupLimit {
+            v2: limit.v2,
+            files: limit.files,
         })
     }
 }

@@ -8,32 +8,33 @@ use crate::pynum::{parse_float, parse_int, py_split, py_strip, truncate_float};
 
 pub use skyutils_common::Limit;
 
-/// A file of the cgroup tree, at its root (the `host-facts` `cgroup-file`).
+/// A controller whose limit the cgroup tree can set (the `host-facts`
+/// `cgroup-controller`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupFile {
-    /// `cgroup.controllers`: a regular file there means cgroup v2.
-    Controllers,
-    /// v2 `cpu.max`.
-    CpuMax,
-    /// v2 `memory.max`.
-    MemoryMax,
-    /// v1 `cpu/cpu.cfs_quota_us`.
-    CpuCfsQuotaUs,
-    /// v1 `cpu/cpu.cfs_period_us`.
-    CpuCfsPeriodUs,
-    /// v1 `memory/memory.limit_in_bytes`.
-    MemoryLimitInBytes,
+pub enum CgroupController {
+    /// v2 `cpu.max`; v1 `cpu/cpu.cfs_quota_us`, `cpu/cpu.cfs_period_us`.
+    Cpu,
+    /// v2 `memory.max`; v1 `memory/memory.limit_in_bytes`.
+    Memory,
 }
 
-/// What a host found at a cgroup file (the `host-facts` `cgroup-read`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CgroupRead {
-    /// No regular file there, or no cgroup tree at all.
-    Absent,
-    /// A regular file that could not be read or is not UTF-8.
-    Unreadable,
-    /// The file's content.
-    Text(String),
+/// A controller's limit files at the root of the cgroup tree (the
+/// `host-facts` `cgroup-limit`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CgroupLimit {
+    /// Whether the tree is cgroup v2 (`cgroup.controllers` is a regular file).
+    pub v2: bool,
+    /// The controller's files of that version, in [`CgroupController`]'s
+    /// order: each one's content, or `None` when it is not a regular file,
+    /// cannot be read or is not UTF-8.
+    pub files: Vec<Option<String>>,
+}
+
+impl CgroupLimit {
+    /// The content of file `i`, if it was read.
+    fn file(&self, i: usize) -> Option<&str> {
+        self.files.get(i).and_then(Option::as_deref)
+    }
 }
 
 /// Raw OS facts the host supplies (the `host-facts` import). An `Err` is a
@@ -53,8 +54,8 @@ pub trait Facts {
     fn pid_exists(&self, pid: u32) -> Result<bool>;
     /// Whether a TCP socket can be bound to `port` on IPv4.
     fn tcp4_port_bindable(&self, port: u16) -> Result<bool>;
-    /// A file of the cgroup tree.
-    fn read_cgroup_file(&self, file: CgroupFile) -> Result<CgroupRead>;
+    /// A controller's cgroup limit files.
+    fn read_cgroup_limit(&self, controller: CgroupController) -> Result<CgroupLimit>;
 }
 
 /// Where the functions read host facts and the environment.
@@ -70,26 +71,14 @@ const NONE_COMPARE: &str = "'<' not supported between instances of 'int' and 'No
 const GIB: f64 = 1_073_741_824.0;
 
 impl Context<'_> {
-    /// Text of a cgroup file; `None` when absent, unreadable or not UTF-8.
-    fn cgroup_text(&self, file: CgroupFile) -> Result<Option<String>> {
-        Ok(match self.facts.read_cgroup_file(file)? {
-            CgroupRead::Text(text) => Some(text),
-            CgroupRead::Absent | CgroupRead::Unreadable => None,
-        })
-    }
-
-    fn cgroup_v2(&self) -> Result<bool> {
-        let controllers = self.facts.read_cgroup_file(CgroupFile::Controllers)?;
-        Ok(controllers != CgroupRead::Absent)
-    }
-
     /// The cgroup CPU limit (quota / period), if any.
     fn cgroup_cpu_limit(&self) -> Result<Option<f64>> {
-        if self.cgroup_v2()? {
-            let Some(text) = self.cgroup_text(CgroupFile::CpuMax)? else {
+        let limit = self.facts.read_cgroup_limit(CgroupController::Cpu)?;
+        if limit.v2 {
+            let Some(text) = limit.file(0) else {
                 return Ok(None);
             };
-            let tokens = py_split(&text);
+            let tokens = py_split(text);
             let [quota, period] = tokens.as_slice() else {
                 return Ok(None);
             };
@@ -102,15 +91,8 @@ impl Context<'_> {
             // A zero period means "no limit" (deliberate divergence b).
             Ok((quota > 0.0 && period != 0.0).then(|| quota / period))
         } else {
-            let read = |file| -> Result<Option<f64>> {
-                Ok(self
-                    .cgroup_text(file)?
-                    .and_then(|t| parse_float(py_strip(&t))))
-            };
-            let Some(quota) = read(CgroupFile::CpuCfsQuotaUs)? else {
-                return Ok(None);
-            };
-            let Some(period) = read(CgroupFile::CpuCfsPeriodUs)? else {
+            let read = |i| limit.file(i).and_then(|t| parse_float(py_strip(t)));
+            let (Some(quota), Some(period)) = (read(0), read(1)) else {
                 return Ok(None);
             };
             Ok((quota > 0.0 && period > 0.0).then(|| quota / period))
@@ -119,15 +101,11 @@ impl Context<'_> {
 
     /// The cgroup memory limit in bytes (saturated), if any.
     fn cgroup_memory_limit(&self) -> Result<Option<u128>> {
-        let file = if self.cgroup_v2()? {
-            CgroupFile::MemoryMax
-        } else {
-            CgroupFile::MemoryLimitInBytes
-        };
-        let Some(text) = self.cgroup_text(file)? else {
+        let limit = self.facts.read_cgroup_limit(CgroupController::Memory)?;
+        let Some(text) = limit.file(0) else {
             return Ok(None);
         };
-        let text = py_strip(&text);
+        let text = py_strip(text);
         if text.is_empty() || text == "max" {
             return Ok(None);
         }

@@ -165,7 +165,7 @@ fn instance_pre(engine: &Engine) -> InstancePre<Bare> {
         "nofile-limit",
         "pid-exists",
         "tcp4-port-bindable",
-        "read-cgroup-file",
+        "read-cgroup-limit",
     ] {
         facts
             .func_new(name, |_, _, _, _| {

@@ -80,7 +80,7 @@ pub struct Policy {
     pub env_override: Option<Vec<(String, String)>>,
     /// Granted host capabilities. Default: all.
     pub capabilities: Vec<Capability>,
-    /// The cgroup tree whose limit files (`host-facts` `read-cgroup-file`)
+    /// The cgroup tree whose limit files (`host-facts` `read-cgroup-limit`)
     /// the calls that read cgroups see (`get_cpu_count`, `get_mem_size_gb`);
     /// `None` hides cgroups (every file absent: "no limit").
     pub cgroup_root: Option<PathBuf>,

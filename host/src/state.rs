@@ -24,7 +24,7 @@ pub(crate) struct InstanceState {
     pub facts: Arc<dyn HostFacts>,
     /// The capabilities the `host-facts` import may use.
     pub capabilities: Vec<Capability>,
-    /// The cgroup tree `read-cgroup-file` reads (the policy's `cgroup_root`
+    /// The cgroup tree `read-cgroup-limit` reads (the policy's `cgroup_root`
     /// for the calls that read cgroups; `None`: no cgroup files).
     pub cgroup_root: Option<PathBuf>,
     /// The store's memory limiter.
@@ -105,18 +105,14 @@ impl host_facts::Host for InstanceState {
         self.facts.tcp4_port_bindable(port)
     }
 
-    fn read_cgroup_file(
+    fn read_cgroup_limit(
         &mut self,
-        file: host_facts::CgroupFile,
-    ) -> Result<host_facts::CgroupRead, String> {
-        use host_facts::CgroupFile as F;
-        match file {
-            F::CpuMax | F::CpuCfsQuotaUs | F::CpuCfsPeriodUs => self.gate(Capability::Cpu)?,
-            F::MemoryMax | F::MemoryLimitInBytes => self.gate(Capability::Memory)?,
-            F::Controllers => self
-                .gate(Capability::Cpu)
-                .or_else(|_| self.gate(Capability::Memory))?,
-        }
-        Ok(cgroup::read(self.cgroup_root.as_deref(), file))
+        controller: host_facts::CgroupController,
+    ) -> Result<host_facts::CgroupLimit, String> {
+        self.gate(match controller {
+            host_facts::CgroupController::Cpu => Capability::Cpu,
+            host_facts::CgroupController::Memory => Capability::Memory,
+        })?;
+        Ok(cgroup::read(self.cgroup_root.as_deref(), controller))
     }
 }

@@ -327,13 +327,21 @@ def test_import_without_resource_module() -> None:
 def test_cgroup_controllers_is_only_stated(tmp_path: Path) -> None:
     """``cgroup.controllers`` only tells v2 from v1 (upstream's
     ``os.path.isfile``): it is never read, so a huge or undecodable one in a
-    test tree costs nothing and still means v2."""
+    test tree costs nothing and still means v2; limit files that are not
+    regular UTF-8 files read as None, and a FIFO is not waited on."""
     from skyutils_wasm import _cgroup
 
     with open(tmp_path / "cgroup.controllers", "wb") as f:
         f.truncate(64 << 20)
-    assert _cgroup.read(str(tmp_path), "controllers") == ("text", "")
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert _cgroup.read(str(tmp_path), "cpu") == (True, ["50000 100000\n"])
     (tmp_path / "cgroup.controllers").write_bytes(b"\xff")
-    assert _cgroup.read(str(tmp_path), "controllers") == ("text", "")
     (tmp_path / "memory.max").write_bytes(b"\xff")
-    assert _cgroup.read(str(tmp_path), "memory-max") == _cgroup.UNREADABLE
+    assert _cgroup.read(str(tmp_path), "memory") == (True, [None])
+    (tmp_path / "cgroup.controllers").unlink()
+    (tmp_path / "cgroup.controllers").mkdir()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    os.mkfifo(tmp_path / "cpu" / "cpu.cfs_period_us")
+    assert _cgroup.read(str(tmp_path), "cpu") == (False, ["-1\n", None])
+    assert _cgroup.read(None, "memory") == (False, [None])

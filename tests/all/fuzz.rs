@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use skyutils::{DecodeErrors, Error, Number, Policy, Utils};
-use skyutils_guest::system::{CgroupFile, CgroupRead, Context, Facts, Limit};
+use skyutils_guest::system::{CgroupController, CgroupLimit, Context, Facts, Limit};
 use skyutils_guest::{files, text};
 
 use crate::common;
@@ -237,8 +237,8 @@ impl Facts for FixedFacts {
     fn tcp4_port_bindable(&self, port: u16) -> skyutils_guest::Result<bool> {
         Ok(self.bindable(port))
     }
-    fn read_cgroup_file(&self, _file: CgroupFile) -> skyutils_guest::Result<CgroupRead> {
-        Ok(CgroupRead::Absent) // as the component sees it: no cgroup root
+    fn read_cgroup_limit(&self, _: CgroupController) -> skyutils_guest::Result<CgroupLimit> {
+        Ok(CgroupLimit::default()) // as the component sees it: no cgroup root
     }
 }
 

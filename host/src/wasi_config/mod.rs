@@ -18,7 +18,7 @@ use crate::policy::{FileAccess, Policy};
 use crate::Error;
 use grants::{guest_label, PathGrant};
 
-/// Whether a call's instance may read the cgroup files (`read-cgroup-file`):
+/// Whether a call's instance may read the cgroup files (`read-cgroup-limit`):
 /// only `get_cpu_count` and `get_mem_size_gb` read them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cgroups {
@@ -35,7 +35,7 @@ pub(crate) struct WasiConfig {
     pub env: Vec<(String, String)>,
     /// Read-only pre-opened directories.
     pub preopens: Vec<Preopen>,
-    /// Where `read-cgroup-file` reads (not a preopen: a host fact).
+    /// Where `read-cgroup-limit` reads (not a preopen: a host fact).
     pub cgroup_root: Option<PathBuf>,
 }
 

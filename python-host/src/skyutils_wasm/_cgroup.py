@@ -1,4 +1,4 @@
-"""The cgroup limit files behind ``host-facts`` ``read-cgroup-file``: the
+"""The cgroup limit files behind ``host-facts`` ``read-cgroup-limit``: the
 few files ``get_cpu_count`` and ``get_mem_size_gb`` read, at the root of the
 policy's cgroup tree (``/sys/fs/cgroup`` by default), and nothing else.
 """
@@ -8,47 +8,52 @@ from __future__ import annotations
 import os
 import stat
 
-#: ``cgroup-file`` cases and their paths relative to the cgroup root.
+#: A controller's limit files relative to the root: (v2, v1), in the order
+#: of the WIT's ``cgroup-controller``.
 FILES = {
-    "controllers": "cgroup.controllers",
-    "cpu-max": "cpu.max",
-    "memory-max": "memory.max",
-    "cpu-cfs-quota-us": "cpu/cpu.cfs_quota_us",
-    "cpu-cfs-period-us": "cpu/cpu.cfs_period_us",
-    "memory-limit-in-bytes": "memory/memory.limit_in_bytes",
+    "cpu": (("cpu.max",), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")),
+    "memory": (("memory.max",), ("memory/memory.limit_in_bytes",)),
 }
 
-ABSENT = ("absent", None)
-UNREADABLE = ("unreadable", None)
-_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+    # A FIFO planted in a test tree opens without waiting for a writer.
+    | getattr(os, "O_NONBLOCK", 0)
+)
 
 
-def read(root: str | None, file: str) -> tuple[str, str | None]:
-    """``file`` (a ``cgroup-file`` case) under ``root`` as a ``cgroup-read``
-    case: ``("text", content)``, :data:`UNREADABLE` (a regular file that
-    cannot be read or is not UTF-8) or :data:`ABSENT` (anything else, or no
-    tree). Only a regular file (symlinks followed) is opened, so a FIFO in a
-    test tree cannot block the call."""
+def read(root: str | None, controller: str) -> tuple[bool, list[str | None]]:
+    """``controller``'s limit files under ``root`` as a ``cgroup-limit``:
+    ``(v2, texts)``, v2 when ``cgroup.controllers`` is a regular file there
+    (only stat'ed), each text None when its file is not a regular file,
+    cannot be read or is not UTF-8. No tree (``root`` None): v1, all None."""
+    v2_files, v1_files = FILES[controller]
     if root is None:
-        return ABSENT
-    path = os.path.join(root, FILES[file])
+        return False, [None] * len(v1_files)
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return ABSENT
+        v2 = stat.S_ISREG(os.stat(os.path.join(root, "cgroup.controllers")).st_mode)
     except (OSError, ValueError):
-        return ABSENT
-    if file == "controllers":
-        # Only its being a regular file matters (upstream's os.path.isfile):
-        # never read, however big a test tree's file is.
-        return ("text", "")
+        v2 = False
+    return v2, [_read_text(os.path.join(root, f)) for f in (v2_files if v2 else v1_files)]
+
+
+def _read_text(path: str) -> str | None:
+    """A regular file's whole content (symlinks followed), checked on the
+    open descriptor so that nothing swapped in after a check is read."""
     try:
         fd = os.open(path, _FLAGS)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        return ("text", b"".join(chunks).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8")
     except (OSError, UnicodeDecodeError):
-        return UNREADABLE
+        return None
+    finally:
+        os.close(fd)

@@ -1,8 +1,10 @@
 """The ``host-facts`` import, defined straight on the C API.
 
 wasmtime-py's generic ``add_func`` re-reads the import's type on every call
-(~25 us); here each host function reads its arguments and writes its
-``result<T, string>`` directly, in the value layout of :mod:`._val`. A
+(~25 us); here each host function reads its arguments at their addresses
+and writes its ``result<T, string>`` with a writer compiled once from the
+type descriptions below (:mod:`._hostval`: one packed buffer, one deep copy
+into C-owned memory). A
 capability the policy does not grant makes its functions return
 ``err("capability '<name>' is not granted by the host policy")``.
 """
@@ -14,121 +16,115 @@ from typing import Any
 
 from . import _capi, _cgroup, _config
 from ._facts import HostFacts
+from ._hostval import compile_writer
 from ._policy import CAPABILITIES
-from ._val import (
-    BOOL,
-    FINALIZER,
-    HOST_FUNC,
-    OPTION,
-    RESULT,
-    U32,
-    U64,
-    Val,
-    boxed,
-    read_name,
-    set_record,
-    set_string,
-    set_variant,
-)
+from ._val import FINALIZER, HOST_FUNC, arg_name, arg_u16, arg_u32
 
-#: Writes a Python value into a (C-owned) value slot.
-Setter = Callable[[Val, Any], None]
-#: Reads a host function's arguments; returns ``(value, error)``.
-Reader = Callable[[Any], tuple[Any, str | None]]
+#: A host function in Python terms: its arguments to its ``ok`` value (in
+#: :func:`._hostval.compile_pack`'s terms), or :class:`Denied`.
+Fact = Callable[..., Any]
+#: Reads a host function's arguments from the address of the first.
+ArgReader = Callable[[int], tuple[Any, ...]]
 
+_LIMIT = ["variant", [["finite", ["u64"]], ["unlimited", None]]]
+_OPTION_U32 = ["option", ["u32"]]
 
-def _set_bool(v: Val, value: Any) -> None:
-    v.kind = BOOL
-    v.of.boolean = bool(value)
-
-
-def _set_u64(v: Val, value: Any) -> None:
-    v.kind = U64
-    v.of.u64 = int(value)
+#: Each function's arguments and ``ok`` type, as wit/host.wit declares them
+#: (checked against the component's imports by the tests).
+SIGNATURES: dict[str, tuple[ArgReader, Any]] = {
+    "logical-cpu-count": (lambda _at: (), _OPTION_U32),
+    "affinity-cpu-count": (lambda _at: (), _OPTION_U32),
+    "os-cpu-count": (lambda _at: (), _OPTION_U32),
+    "memory-total-bytes": (lambda _at: (), ["u64"]),
+    "nofile-limit": (lambda _at: (), ["record", [["soft", _LIMIT], ["hard", _LIMIT]]]),
+    "pid-exists": (lambda at: (arg_u32(at),), ["bool"]),
+    "tcp4-port-bindable": (lambda at: (arg_u16(at),), ["bool"]),
+    "read-cgroup-limit": (
+        lambda at: (arg_name(at),),
+        ["record", [["v2", ["bool"]], ["files", ["list", ["option", ["string"]]]]]],
+    ),
+}
 
 
-def _set_option_u32(v: Val, value: Any) -> None:
-    v.kind = OPTION
-    if value is None:
-        v.of.option = None
-        return
-    num = Val()
-    num.kind = U32
-    num.of.u32 = int(value)
-    v.of.option = boxed(num)
+class Denied(Exception):
+    """A capability the policy does not grant (the ``err`` text)."""
 
 
-def _set_limit(v: Val, value: Any) -> None:
-    """``limit``: ``finite(u64)``, or ``unlimited`` for None."""
-    if value is None:
-        set_variant(v, "unlimited", None)
-        return
-    num = Val()
-    _set_u64(num, value)
-    set_variant(v, "finite", num)
+def _denied(capability: str) -> str:
+    return f"capability '{capability}' is not granted by the host policy"
 
 
-def _set_nofile(v: Val, value: Any) -> None:
-    """``nofile``: a record of two limits, from ``(soft, hard)``."""
-    for slot, limit in zip(set_record(v, ("soft", "hard")), value, strict=True):
-        _set_limit(slot, limit)
+def _limit(value: int | None) -> tuple[str, int | None]:
+    return ("unlimited", None) if value is None else ("finite", value)
 
 
-def _set_cgroup_read(v: Val, value: Any) -> None:
-    """``cgroup-read`` from ``(case, text or None)``."""
-    case, text = value
-    if text is None:
-        set_variant(v, case, None)
-        return
-    payload = Val()
-    set_string(payload, text)
-    set_variant(v, case, payload)
+def fact_functions(
+    capabilities: frozenset[str] = CAPABILITIES,
+    source: HostFacts | None = None,
+    cgroup_root: Callable[[], str | None] | None = None,
+) -> dict[str, Fact]:
+    """The ``host-facts`` functions in Python terms, by WIT name: facts from
+    ``source`` (None: ``SETTINGS.facts`` at each call) and cgroup files under
+    ``cgroup_root()`` (None: ``SETTINGS.cgroup_root`` at each call), each
+    raising :class:`Denied` unless ``capabilities`` grants it."""
+
+    def facts() -> Any:
+        return _config.facts() if source is None else source
+
+    def root() -> str | None:
+        return _config.SETTINGS.cgroup_root if cgroup_root is None else cgroup_root()
+
+    def gated(cap: str, fn: Fact) -> Fact:
+        if cap in capabilities:
+            return fn
+
+        def denied(*_args: Any) -> Any:
+            raise Denied(_denied(cap))
+
+        return denied
+
+    def read_cgroup_limit(controller: str) -> Any:
+        if controller not in capabilities:  # "cpu" or "memory"
+            raise Denied(_denied(controller))
+        return _cgroup.read(root(), controller)
+
+    def nofile() -> Any:
+        soft, hard = facts().nofile_limit()
+        return (_limit(soft), _limit(hard))
+
+    return {
+        "logical-cpu-count": gated("cpu", lambda: facts().logical_cpu_count()),
+        "affinity-cpu-count": gated("cpu", lambda: facts().affinity_cpu_count()),
+        "os-cpu-count": gated("cpu", lambda: facts().os_cpu_count()),
+        "memory-total-bytes": gated("memory", lambda: facts().memory_total_bytes()),
+        "nofile-limit": gated("file-limits", nofile),
+        "pid-exists": gated("processes", lambda pid: facts().pid_exists(pid)),
+        "tcp4-port-bindable": gated("network", lambda port: facts().tcp4_port_bindable(port)),
+        "read-cgroup-limit": read_cgroup_limit,
+    }
 
 
-def _write_result(out: Val, value: Any, error: str | None, set_ok: Setter) -> None:
-    """Writes ``result<T, string>`` into ``out`` (C-owned values: wasmtime
-    frees them after lowering)."""
-    out.kind = RESULT
-    inner = Val()
-    if error is not None:
-        set_string(inner, error)
-        out.of.result.is_ok = False
-    else:
-        set_ok(inner, value)
-        out.of.result.is_ok = True
-    out.of.result.val = boxed(inner)
-
-
-_RAW_FUNCS: dict[int, tuple[Reader, Setter]] = {}
-_raw_ids = iter(range(1, 1 << 62))
+_FUNCS: dict[int, tuple[ArgReader, Fact, Any]] = {}
+_ids = iter(range(1, 1 << 62))
 
 
 @HOST_FUNC  # type: ignore[untyped-decorator]
-def _raw_impl(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any) -> Any:
+def _call(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any) -> Any:
     try:
-        fn, set_ok = _RAW_FUNCS[idx or 0]
-        value, error = fn(args)
-        _write_result(res[0], value, error, set_ok)
+        read_args, fact, write = _FUNCS[idx or 0]
+        try:
+            result = (True, fact(*read_args(args or 0)))
+        except Denied as e:
+            result = (False, str(e))
+        write(result, res)
     except Exception as e:  # noqa: BLE001 - carried to the caller
         return _capi.error_for(e)
     return 0
 
 
 @FINALIZER  # type: ignore[untyped-decorator]
-def _raw_finalize(idx: Any) -> None:
-    _RAW_FUNCS.pop(idx or 0, None)
-
-
-def _add_raw_func(hf: _capi.LinkerInstance, name: str, fn: Reader, set_ok: Setter) -> None:
-    """Defines ``name``: ``fn(args)`` returns ``(value, error)``; ``set_ok``
-    writes the value of the ``ok`` case."""
-    idx = next(_raw_ids)
-    _RAW_FUNCS[idx] = (fn, set_ok)
-    hf.add_func(name, _raw_impl, idx, _raw_finalize)
-
-
-def _denied(name: str) -> str:
-    return f"capability '{name}' is not granted by the host policy"
+def _finalize(idx: Any) -> None:
+    _FUNCS.pop(idx or 0, None)
 
 
 def define_host_facts(
@@ -137,42 +133,10 @@ def define_host_facts(
     source: HostFacts | None = None,
     cgroup_root: Callable[[], str | None] | None = None,
 ) -> None:
-    """Defines the ``host-facts`` functions in linker instance ``hf``:
-    facts from ``source`` (None: ``SETTINGS.facts`` at each call) and cgroup
-    files under ``cgroup_root()`` (None: ``SETTINGS.cgroup_root`` at each
-    call), gated by ``capabilities``."""
-
-    def facts() -> Any:
-        return _config.facts() if source is None else source
-
-    def fact(cap: str, read: Callable[[Any], Any]) -> Reader:
-        """``read(args)`` as ``(value, None)``, or ``(None, <denied>)``."""
-        if cap not in capabilities:
-            return lambda _args: (None, _denied(cap))
-        return lambda args: (read(args), None)
-
-    for name in ("logical-cpu-count", "affinity-cpu-count", "os-cpu-count"):
-        method = name.replace("-", "_")
-        read = lambda _a, m=method: getattr(facts(), m)()  # noqa: E731
-        _add_raw_func(hf, name, fact("cpu", read), _set_option_u32)
-    memory = fact("memory", lambda _a: facts().memory_total_bytes())
-    _add_raw_func(hf, "memory-total-bytes", memory, _set_u64)
-    nofile = fact("file-limits", lambda _a: facts().nofile_limit())
-    _add_raw_func(hf, "nofile-limit", nofile, _set_nofile)
-    pid = fact("processes", lambda a: facts().pid_exists(a[0].of.u32))
-    _add_raw_func(hf, "pid-exists", pid, _set_bool)
-    port = fact("network", lambda a: facts().tcp4_port_bindable(a[0].of.u16))
-    _add_raw_func(hf, "tcp4-port-bindable", port, _set_bool)
-
-    def root() -> str | None:
-        return _config.SETTINGS.cgroup_root if cgroup_root is None else cgroup_root()
-
-    def read_cgroup_file(args: Any) -> tuple[Any, str | None]:
-        file = read_name(args[0].of.str)  # an enum case
-        kind = file.split("-", 1)[0]  # cpu, memory, or controllers (either)
-        caps = ("cpu", "memory") if kind == "controllers" else (kind,)
-        if not any(c in capabilities for c in caps):
-            return None, _denied(caps[0])
-        return _cgroup.read(root(), file), None
-
-    _add_raw_func(hf, "read-cgroup-file", read_cgroup_file, _set_cgroup_read)
+    """Defines the ``host-facts`` functions of :func:`fact_functions` in
+    linker instance ``hf``."""
+    for name, fact in fact_functions(capabilities, source, cgroup_root).items():
+        read_args, ok = SIGNATURES[name]
+        idx = next(_ids)
+        _FUNCS[idx] = (read_args, fact, compile_writer(["result", ok, ["string"]]))
+        hf.add_func(name, _call, idx, _finalize)

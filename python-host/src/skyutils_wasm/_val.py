@@ -4,8 +4,9 @@
 wasmtime-py's declaration at import), with the kind constants of
 ``wasmtime_component_valkind_t``. Export calls (:mod:`._abi`) lower their
 arguments into Python-owned ``Val`` s and lift results from them; host
-functions (:mod:`._hostfacts`) write C-owned values with :func:`set_string`,
-:func:`set_record` and :func:`boxed`, which wasmtime frees after lowering.
+functions (:mod:`._hostfacts`) read their arguments at raw addresses
+(:func:`arg_u32`, ...) and lower their results the same way, then hand
+wasmtime a C-owned deep copy (:data:`val_clone`), which it frees.
 """
 
 from __future__ import annotations
@@ -137,6 +138,13 @@ def _layout_differences() -> list[str]:
             _Variant.val.offset,
             ffi.wasmtime_component_valvariant_t.val.offset,
         ),
+        ("offsetof(string, data)", Str.data.offset, ffi.wasm_byte_vec_t.data.offset),
+        ("offsetof(list, data)", _List.data.offset, ffi.wasmtime_component_vallist.data.offset),
+        (
+            "offsetof(record, data)",
+            _Record.data.offset,
+            ffi.wasmtime_component_valrecord.data.offset,
+        ),
     ]
     for field in (
         "boolean",
@@ -207,11 +215,16 @@ func_call.argtypes = _CALL_ARGS
 val_delete = _held.wasmtime_component_val_delete
 val_delete.restype = None
 val_delete.argtypes = [c_void_p]
-#: A host function's C signature (``wasmtime_component_func_callback_t``,
-#: with arguments and results in this layout and the unused context and
-#: type pointers untyped, which keeps each call cheap).
+#: Deep-copies a value tree into a C-owned one at a (result) slot
+#: (``wasmtime_component_val_clone``; keeps the GIL: it calls nothing back).
+val_clone = _held.wasmtime_component_val_clone
+val_clone.restype = None
+val_clone.argtypes = [c_void_p, c_void_p]
+#: A host function's C signature (``wasmtime_component_func_callback_t``),
+#: with every pointer an address (a plain int: the cheapest conversion
+#: ctypes has) and the unused context and type pointers untyped.
 HOST_FUNC = ctypes.CFUNCTYPE(
-    c_size_t, c_void_p, c_void_p, c_void_p, POINTER(Val), c_size_t, POINTER(Val), c_size_t
+    c_size_t, c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t
 )
 #: A host function's finalizer (called with its ``data`` when dropped).
 FINALIZER = ctypes.CFUNCTYPE(None, c_void_p)
@@ -226,51 +239,23 @@ linker_add_func.argtypes = [
     c_void_p,
     FINALIZER,
 ]
-_val_new = _held.wasmtime_component_val_new
-_val_new.restype = POINTER(Val)
-_val_new.argtypes = [POINTER(Val)]
-_record_new = _held.wasmtime_component_valrecord_new_uninit
-_record_new.restype = None
-_record_new.argtypes = [POINTER(_Record), c_size_t]
-_bytes_new = _held.wasm_byte_vec_new
-_bytes_new.restype = None
-_bytes_new.argtypes = [POINTER(Str), c_size_t, ctypes.c_char_p]
+
+
+def arg_u32(at: int) -> int:
+    """A ``u32`` argument's value, from its address."""
+    return c_uint32.from_address(at + OF).value
+
+
+def arg_u16(at: int) -> int:
+    """A ``u16`` argument's value, from its address."""
+    return c_uint16.from_address(at + OF).value
+
+
+def arg_name(at: int) -> str:
+    """An ``enum`` argument's case name, from its address."""
+    return read_name(Str.from_address(at + OF))
 
 
 def read_name(s: Str) -> str:
     """The text of a C-API string or name."""
     return string_at(s.data, s.size).decode("utf-8") if s.size else ""
-
-
-def _new_str(s: Str, text: str) -> None:
-    b = text.encode("utf-8")
-    _bytes_new(ctypes.byref(s), len(b), b)
-
-
-def set_string(v: Val, text: str) -> None:
-    """``v`` := a C-owned ``string``."""
-    v.kind = STRING
-    _new_str(v.of.str, text)
-
-
-def boxed(v: Val) -> ctypes._Pointer[Val]:
-    """``v`` moved into a C-owned cell (for options, results and variants)."""
-    return _val_new(ctypes.byref(v))  # type: ignore[no-any-return]
-
-
-def set_variant(v: Val, case: str, payload: Val | None) -> None:
-    """``v`` := a C-owned variant case, with ``payload`` moved into it."""
-    v.kind = VARIANT
-    _new_str(v.of.variant.disc, case)
-    v.of.variant.val = None if payload is None else boxed(payload)
-
-
-def set_record(v: Val, names: tuple[str, ...]) -> list[Val]:
-    """``v`` := a C-owned record with fields ``names``; returns the fields'
-    value slots, for the caller to fill."""
-    rec = v.of.record
-    _record_new(ctypes.byref(rec), len(names))
-    for i, name in enumerate(names):
-        _new_str(rec.data[i].name, name)
-    v.kind = RECORD
-    return [rec.data[i].val for i in range(len(names))]
