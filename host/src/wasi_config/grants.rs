@@ -102,9 +102,13 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
     if path.as_os_str().is_empty() {
         return Ok(unchanged());
     }
-    let absolute = match std::env::current_dir() {
-        Ok(cwd) => cwd.join(path),
-        Err(_) => path.to_path_buf(),
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => cwd.join(path),
+            Err(_) => path.to_path_buf(),
+        }
     };
     let (resolved, missing_child) = resolve(&absolute);
     if (resolved.is_none() || missing_child.is_some())
@@ -118,10 +122,9 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
             ..unchanged()
         });
     }
-    let Some(resolved) = resolved else {
+    let Some((resolved, is_dir)) = resolved else {
         return Ok(unchanged());
     };
-    let is_dir = resolved.is_dir();
     let trailing_slash = path.as_os_str().as_encoded_bytes().ends_with(b"/");
     let slash = trailing_slash && (!is_dir || missing_child.is_some());
     if let FileAccess::AllowDirs(allowed) = access {
@@ -322,18 +325,20 @@ fn too_long(path: &Path) -> bool {
     )
 }
 
-/// `path` canonicalized, if the OS resolves it. `realpath(3)` (behind
-/// `canonicalize`) drops `name/..` after checking only that `name` is a
-/// directory, not that it may be searched, so the OS's own `stat` decides
-/// first (`noperm/../f` is a `PermissionError`, as upstream).
-fn real_path(path: &Path) -> Option<PathBuf> {
-    std::fs::metadata(path).ok()?;
-    path.canonicalize().ok()
+/// `path` canonicalized, if the OS resolves it, and whether it is a
+/// directory. `realpath(3)` (behind `canonicalize`) drops `name/..` after
+/// checking only that `name` is a directory, not that it may be searched,
+/// so the OS's own `stat` decides first (`noperm/../f` is a
+/// `PermissionError`, as upstream).
+fn real_path(path: &Path) -> Option<(PathBuf, bool)> {
+    let is_dir = std::fs::metadata(path).ok()?.is_dir();
+    Some((path.canonicalize().ok()?, is_dir))
 }
 
-/// The canonical form of the longest prefix of `path` that resolves, and the
-/// components after it (none when all of `path` resolves).
-fn resolve(path: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
+/// The canonical form of the longest prefix of `path` that resolves (and
+/// whether it is a directory), and the components after it (none when all
+/// of `path` resolves).
+fn resolve(path: &Path) -> (Option<(PathBuf, bool)>, Option<PathBuf>) {
     if let Some(full) = real_path(path) {
         return (Some(full), None);
     }

@@ -347,9 +347,15 @@ def _bind_variant(ty: TypeDesc, slot: Val) -> Bound:
             held.append(cell)
             cases[name] = (len(name.encode()), disc_at, bind_lower(t, cell), ctypes.addressof(cell))
 
+    last: list[Any] = [None]  # the case the slot holds: no rewrite needed
+
     def lower(v: Any, keep: Keep, held: Any = held) -> None:
         tag, payload = v
-        view.disc_size, view.disc, inner, view.val = cases[tag]
+        if tag is last[0]:
+            inner = cases[tag][2]
+        else:
+            view.disc_size, view.disc, inner, view.val = cases[tag]
+            last[0] = tag
         if inner is not None:
             inner(payload, keep)
 

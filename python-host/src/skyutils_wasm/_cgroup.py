@@ -5,6 +5,7 @@ policy's cgroup tree (``/sys/fs/cgroup`` by default), and nothing else.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 
@@ -24,19 +25,31 @@ _FLAGS = (
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _paths(root: str) -> tuple[str, dict[str, tuple[list[str], list[str]]]]:
+    """``cgroup.controllers`` and each controller's (v2, v1) files under
+    ``root``, joined once per root."""
+    files = {
+        c: ([os.path.join(root, f) for f in v2], [os.path.join(root, f) for f in v1])
+        for c, (v2, v1) in FILES.items()
+    }
+    return os.path.join(root, "cgroup.controllers"), files
+
+
 def read(root: str | None, controller: str) -> tuple[bool, list[str | None]]:
     """``controller``'s limit files under ``root`` as a ``cgroup-limit``:
     ``(v2, texts)``, v2 when ``cgroup.controllers`` is a regular file there
     (only stat'ed), each text None when its file is not a regular file,
     cannot be read or is not UTF-8. No tree (``root`` None): v1, all None."""
-    v2_files, v1_files = FILES[controller]
     if root is None:
-        return False, [None] * len(v1_files)
+        return False, [None] * len(FILES[controller][1])
+    controllers, files = _paths(root)
     try:
-        v2 = stat.S_ISREG(os.stat(os.path.join(root, "cgroup.controllers")).st_mode)
+        v2 = stat.S_ISREG(os.stat(controllers).st_mode)
     except (OSError, ValueError):
         v2 = False
-    return v2, [_read_text(os.path.join(root, f)) for f in (v2_files if v2 else v1_files)]
+    v2_files, v1_files = files[controller]
+    return v2, [_read_text(f) for f in (v2_files if v2 else v1_files)]
 
 
 def _read_text(path: str) -> str | None:
@@ -49,10 +62,15 @@ def _read_text(path: str) -> str | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks).decode("utf-8")
+        data = os.read(fd, 1 << 16)
+        if data and (chunk := os.read(fd, 1 << 16)):
+            # Longer than one read: to the end, however the file reports
+            # its size.
+            chunks = [data, chunk]
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     finally:

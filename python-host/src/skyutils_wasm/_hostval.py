@@ -4,10 +4,11 @@ A host function's result must be C-owned (wasmtime frees it after lowering
 it into the guest). Building it node by node through the C API's
 constructors, or as ctypes objects, costs a few microseconds per node; here
 the tree (its values, cells, list and record storage, string bytes) is
-packed with :mod:`struct` into one ``bytearray``, its pointers written as
-offsets and relocated once the buffer stops growing, and wasmtime is handed
-a single deep copy of it (``wasmtime_component_val_clone``). The layout is
-:mod:`._val`'s, checked against wasmtime-py's at import.
+packed with :mod:`struct` into one zeroed buffer at a known address (names
+stay in constant buffers), and wasmtime is handed a single deep copy of it
+(``wasmtime_component_val_clone``). The layout is :mod:`._val`'s, checked
+against wasmtime-py's at import. The common results, a scalar or an option
+of one, are written from one precomputed image.
 """
 
 from __future__ import annotations
@@ -44,59 +45,54 @@ _ENTRY_SIZE = ctypes.sizeof(Entry)
 _ENTRY_VAL = Entry.val.offset
 #: (size, data) of a string, list or record payload, at the payload.
 _SIZED = struct.Struct(f"={_P}{_P}")
-#: A result's ``is_ok`` flag and its pointer.
-_RESULT = struct.Struct(f"=?{_P_SIZE - 1}x{_P}")
-_KIND = struct.Struct("=B")
+
+
+class _Full(Exception):
+    """A tree outgrew its buffer: ``needed`` bytes at least."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(needed)
+        self.needed = needed
 
 
 class Tree:
-    """One value tree being packed: ``buf`` grows by whole nodes; pointer
-    fields hold offsets into it until :meth:`copy_to`."""
+    """One value tree being packed into a fixed buffer at a known address:
+    nodes are bump-allocated, pointers written as addresses."""
 
-    __slots__ = ("buf", "ptrs")
+    __slots__ = ("buf", "view", "base", "top")
 
-    def __init__(self) -> None:
-        self.buf = bytearray(VAL_SIZE)  # the root value
-        self.ptrs: list[int] = []
+    def __init__(self, size: int) -> None:
+        self.buf = bytearray(size)
+        # A ctypes view pins the buffer (it cannot move) and gives its address.
+        self.view = (ctypes.c_char * size).from_buffer(self.buf)
+        self.base = ctypes.addressof(self.view)
+        self.top = VAL_SIZE  # the root value is at 0
 
     def alloc(self, size: int) -> int:
-        """Room for ``size`` bytes (zeroed, pointer-aligned): its offset."""
-        at = len(self.buf)
-        self.buf += bytes(-(-size // _P_SIZE) * _P_SIZE)
+        """Room for ``size`` bytes (zeroed, pointer-aligned): its offset;
+        :class:`_Full` past the buffer's end."""
+        at = self.top
+        self.top = top = at + -(-size // _P_SIZE) * _P_SIZE
+        if top > len(self.buf):
+            raise _Full(top)
         return at
-
-    def sized(self, at: int, kind: int, size: int, data: int | None) -> None:
-        """Writes a value of ``kind`` at ``at`` with a (size, pointer)
-        payload (``data`` an offset, None for null)."""
-        _KIND.pack_into(self.buf, at, kind)
-        _SIZED.pack_into(self.buf, at + OF, size, data or 0)
-        if data is not None:
-            self.ptrs.append(at + OF + _P_SIZE)
-
-    def text(self, text: bytes) -> int | None:
-        """``text`` copied into the tree: its offset (None when empty)."""
-        if not text:
-            return None
-        at = self.alloc(len(text))
-        self.buf[at : at + len(text)] = text
-        return at
-
-    def copy_to(self, out: int) -> None:
-        """Relocates the pointers and deep-copies the tree (rooted at
-        offset 0) into the C-owned value at address ``out``."""
-        buf = self.buf
-        base = (ctypes.c_char * len(buf)).from_buffer(buf)
-        at = ctypes.addressof(base)
-        words = memoryview(buf).cast("Q" if _P_SIZE == 8 else "I")
-        for p in self.ptrs:
-            words[p // _P_SIZE] += at
-        words.release()
-        val_clone(at, out)
-        del base
 
 
 #: Writes a Python value of one type as the value at an offset of a tree.
 Pack = Callable[[Tree, int, Any], None]
+#: A value's kind then a pointer in its payload at ``OF + offset``.
+_KIND_PTR = {
+    offset: struct.Struct(f"=B{OF + offset - 1}x{_P}") for offset in (0, _P_SIZE, 2 * _P_SIZE)
+}
+#: A value's kind then its (size, pointer) payload.
+_KIND_SIZED = struct.Struct(f"=B{OF - 1}x{_P}{_P}")
+
+
+def _constant(name: str) -> tuple[int, int, Any]:
+    """``name``'s UTF-8 bytes held in memory that outlives every call: (size,
+    address, holder). The deep copy reads them where they are."""
+    held = ctypes.create_string_buffer(name.encode())
+    return len(held.value), ctypes.addressof(held), held
 
 
 def _scalar(kind: int, code: str) -> Pack:
@@ -110,66 +106,74 @@ def _scalar(kind: int, code: str) -> Pack:
 
 def _string(tree: Tree, at: int, v: Any) -> None:
     b = v.encode()  # strict UTF-8: a lone surrogate raises here
-    tree.sized(at, STRING, len(b), tree.text(b))
+    n = len(b)
+    if not n:
+        _KIND_SIZED.pack_into(tree.buf, at, STRING, 0, 0)
+        return
+    data = tree.alloc(n)
+    tree.buf[data : data + n] = b
+    _KIND_SIZED.pack_into(tree.buf, at, STRING, n, tree.base + data)
 
 
-def _cell(tree: Tree, inner: Pack, payload: Any) -> int:
-    """A new cell holding ``payload``: its offset."""
-    at = tree.alloc(VAL_SIZE)
-    inner(tree, at, payload)
-    return at
-
-
-def _pointer(tree: Tree, kind: int, at: int, offset: int, target: int | None) -> None:
-    _KIND.pack_into(tree.buf, at, kind)
-    if target is not None:
-        struct.pack_into(f"={_P}", tree.buf, at + OF + offset, target)
-        tree.ptrs.append(at + OF + offset)
-
-
-def _option(ty: TypeDesc) -> Pack:
-    inner = compile_pack(ty[1])
+def _pointing(kind: int, offset: int, inner: Pack | None, option: bool = False) -> Pack:
+    """A value of ``kind`` whose payload at ``offset`` points to a new cell
+    holding its payload packed by ``inner``; a null pointer when there is no
+    ``inner`` (a case without payload) or, for an ``option``, for None."""
+    fmt = _KIND_PTR[offset]
 
     def pack(tree: Tree, at: int, v: Any) -> None:
-        _pointer(tree, OPTION, at, 0, None if v is None else _cell(tree, inner, v))
+        if inner is None or (option and v is None):
+            fmt.pack_into(tree.buf, at, kind, 0)
+            return
+        cell = tree.alloc(VAL_SIZE)
+        inner(tree, cell, v)
+        fmt.pack_into(tree.buf, at, kind, tree.base + cell)
 
     return pack
 
 
+def _option(ty: TypeDesc) -> Pack:
+    return _pointing(OPTION, 0, compile_pack(ty[1]), option=True)
+
+
 def _result(ty: TypeDesc) -> Pack:
-    ok = None if ty[1] is None else compile_pack(ty[1])
-    err = None if ty[2] is None else compile_pack(ty[2])
+    ok = _pointing(RESULT, _P_SIZE, None if ty[1] is None else compile_pack(ty[1]))
+    err = _pointing(RESULT, _P_SIZE, None if ty[2] is None else compile_pack(ty[2]))
 
     def pack(tree: Tree, at: int, v: Any) -> None:
         is_ok, payload = v
-        inner = ok if is_ok else err
-        cell = None if inner is None else _cell(tree, inner, payload)
-        _KIND.pack_into(tree.buf, at, RESULT)
-        _RESULT.pack_into(tree.buf, at + OF, bool(is_ok), cell or 0)
-        if cell is not None:
-            tree.ptrs.append(at + OF + _P_SIZE)
+        (ok if is_ok else err)(tree, at, payload)
+        tree.buf[at + OF] = 1 if is_ok else 0  # is_ok, before the pointer
 
     return pack
 
 
 def _variant(ty: TypeDesc) -> Pack:
-    cases = {n: (n.encode(), None if t is None else compile_pack(t)) for n, t in ty[1]}
+    cases = {}
+    for name, t in ty[1]:
+        size, addr, held = _constant(name)
+        cases[name] = (
+            size,
+            addr,
+            held,
+            _pointing(VARIANT, 2 * _P_SIZE, None if t is None else compile_pack(t)),
+        )
 
     def pack(tree: Tree, at: int, v: Any) -> None:
         tag, payload = v
-        name, inner = cases[tag]
-        tree.sized(at, VARIANT, len(name), tree.text(name))
-        _pointer(
-            tree, VARIANT, at, 2 * _P_SIZE, None if inner is None else _cell(tree, inner, payload)
-        )
+        size, addr, _held, inner = cases[tag]
+        inner(tree, at, payload)
+        _SIZED.pack_into(tree.buf, at + OF, size, addr)
 
     return pack
 
 
 def _enum(ty: TypeDesc) -> Pack:
+    names = {n: _constant(n) for n in ty[1]}
+
     def pack(tree: Tree, at: int, v: Any) -> None:
-        name = v.encode()
-        tree.sized(at, ENUM, len(name), tree.text(name))
+        size, addr, _held = names[v]
+        _KIND_SIZED.pack_into(tree.buf, at, ENUM, size, addr)
 
     return pack
 
@@ -179,26 +183,32 @@ def _list(ty: TypeDesc) -> Pack:
 
     def pack(tree: Tree, at: int, v: Any) -> None:
         n = len(v)
-        data = tree.alloc(n * VAL_SIZE) if n else None
+        if not n:
+            _KIND_SIZED.pack_into(tree.buf, at, LIST, 0, 0)
+            return
+        data = tree.alloc(n * VAL_SIZE)
         for i, item in enumerate(v):
-            elem(tree, (data or 0) + i * VAL_SIZE, item)
-        tree.sized(at, LIST, n, data)
+            elem(tree, data + i * VAL_SIZE, item)
+        _KIND_SIZED.pack_into(tree.buf, at, LIST, n, tree.base + data)
 
     return pack
 
 
 def _record(ty: TypeDesc) -> Pack:
-    fields = [(n.encode(), compile_pack(t)) for n, t in ty[1]]
+    names = [_constant(n) for n, _ in ty[1]]
+    # The entries' names, absolute: copied as a block, then the values.
+    template = b"".join(
+        _SIZED.pack(size, addr) + bytes(_ENTRY_SIZE - _SIZED.size) for size, addr, _ in names
+    )
+    fields = [(i * _ENTRY_SIZE + _ENTRY_VAL, compile_pack(t)) for i, (_, t) in enumerate(ty[1])]
+    n = len(fields)
 
-    def pack(tree: Tree, at: int, v: Any) -> None:
-        data = tree.alloc(len(fields) * _ENTRY_SIZE)
-        for i, ((name, f), item) in enumerate(zip(fields, v, strict=True)):
-            entry = data + i * _ENTRY_SIZE
-            text = tree.text(name)
-            _SIZED.pack_into(tree.buf, entry, len(name), text or 0)
-            tree.ptrs.append(entry + _P_SIZE)
-            f(tree, entry + _ENTRY_VAL, item)
-        tree.sized(at, RECORD, len(fields), data)
+    def pack(tree: Tree, at: int, v: Any, names: Any = names) -> None:
+        data = tree.alloc(len(template))
+        tree.buf[data : data + len(template)] = template
+        for (offset, f), item in zip(fields, v, strict=True):
+            f(tree, data + offset, item)
+        _KIND_SIZED.pack_into(tree.buf, at, RECORD, n, tree.base + data)
 
     return pack
 
@@ -230,14 +240,83 @@ def compile_pack(ty: TypeDesc) -> Pack:
     return factory(ty)
 
 
+_SCALARS = {"bool": (BOOL, "?"), "u16": (U16, "H"), "u32": (U32, "I"), "u64": (U64, "Q")}
+
+
+def _layout(*fields: tuple[int, str]) -> struct.Struct:
+    """A struct packing ``fields`` (offset, code) in order, zero between."""
+    fmt, at = "=", 0
+    for offset, code in fields:
+        fmt += f"{offset - at}x{code}"
+        at = offset + struct.calcsize("=" + code)
+    return struct.Struct(fmt)
+
+
+def _fixed_ok(ty: TypeDesc) -> Callable[[Any, int], None] | None:
+    """For an ``ok`` type of a scalar or an option of one: a writer of
+    ``ok(v)`` from a single packed image (the common host results, on
+    every call's path), else None."""
+    option = ty[0] == "option"
+    scalar = _SCALARS.get(ty[1][0] if option else ty[0])
+    if scalar is None:
+        return None
+    kind, code = scalar
+    ptr = OF + _P_SIZE  # the result's pointer field
+    result = [(0, "B"), (OF, "?"), (ptr, _P)]
+    if not option:
+        image = _layout(*result, (VAL_SIZE, "B"), (VAL_SIZE + OF, code))
+        two = ctypes.c_char * (2 * VAL_SIZE)
+
+        def write_scalar(v: Any, out: int) -> None:
+            buf = two()
+            at = ctypes.addressof(buf)
+            image.pack_into(buf, 0, RESULT, True, at + VAL_SIZE, kind, v)
+            val_clone(at, out)
+
+        return write_scalar
+    some = _layout(*result, (VAL_SIZE, "B"), (VAL_SIZE + OF, _P), (2 * VAL_SIZE, "B"),
+                   (2 * VAL_SIZE + OF, code))  # fmt: skip
+    none = _layout(*result, (VAL_SIZE, "B"), (VAL_SIZE + OF, _P))
+    three = ctypes.c_char * (3 * VAL_SIZE)
+
+    def write_option(v: Any, out: int) -> None:
+        buf = three()
+        at = ctypes.addressof(buf)
+        if v is None:
+            none.pack_into(buf, 0, RESULT, True, at + VAL_SIZE, OPTION, 0)
+        else:
+            some.pack_into(buf, 0, RESULT, True, at + VAL_SIZE, OPTION, at + 2 * VAL_SIZE, kind, v)
+        val_clone(at, out)
+
+    return write_option
+
+
 def compile_writer(ty: TypeDesc) -> Callable[[Any, int], None]:
     """A function writing a Python value of type ``ty`` as a C-owned value
-    at an address (a host function's result slot)."""
+    at an address (a host function's result slot). A ``result`` whose
+    ``ok`` is a scalar or an option of one writes ``ok`` from one image."""
     pack = compile_pack(ty)
 
     def write(v: Any, out: int) -> None:
-        tree = Tree()
-        pack(tree, 0, v)
-        tree.copy_to(out)
+        size = 512
+        while True:
+            tree = Tree(size)
+            try:
+                pack(tree, 0, v)
+            except _Full as e:
+                size = 2 * e.needed  # rare: a long string or list
+                continue
+            val_clone(tree.base, out)
+            return
 
-    return write
+    fixed = _fixed_ok(ty[1]) if ty[0] == "result" and ty[1] is not None else None
+    if fixed is None:
+        return write
+
+    def write_result(v: Any, out: int) -> None:
+        if v[0]:
+            fixed(v[1], out)
+        else:
+            write(v, out)
+
+    return write_result

@@ -27,13 +27,12 @@ WASM32_MAX_MEMORY = 1 << 32
 ENV_PREFIX = "SKYPILOT_POD_"
 _ENV_PREFIX_BYTES = os.fsencode(ENV_PREFIX)
 _POD_ONLY = (ENV_PREFIX + "*",)
-#: The ``SKYPILOT_POD_*`` variables the packaged component reads
-#: (``get_cpu_count``, ``get_mem_size_gb``).
-POD_VARS = (
-    "SKYPILOT_POD_CPU_CORE_LIMIT",
-    "SKYPILOT_POD_MEMORY_GB_LIMIT",
-    "SKYPILOT_POD_MEMORY_BYTES_LIMIT",
-)
+#: The ``SKYPILOT_POD_*`` variable ``get_cpu_count`` reads.
+CPU_VARS = ("SKYPILOT_POD_CPU_CORE_LIMIT",)
+#: The ``SKYPILOT_POD_*`` variables ``get_mem_size_gb`` reads.
+MEMORY_VARS = ("SKYPILOT_POD_MEMORY_GB_LIMIT", "SKYPILOT_POD_MEMORY_BYTES_LIMIT")
+#: The ``SKYPILOT_POD_*`` variables the packaged component reads.
+POD_VARS = CPU_VARS + MEMORY_VARS
 
 #: Deprecated names of fields: ``old -> new``.
 RENAMED = {"deadline_s": "deadline", "memory": "memory_limit", "env": "env_override"}
@@ -257,15 +256,15 @@ class Policy:
             if k.startswith(_ENV_PREFIX_BYTES)
         }
 
-    def component_env(self) -> dict[str, str]:
-        """:meth:`guest_env` restricted to :data:`POD_VARS`, the variables the
-        packaged component reads: the same answers, from three lookups
-        instead of a scan of the whole environment (which a Kubernetes pod's
-        service variables make long)."""
+    def component_env(self, names: tuple[str, ...] = POD_VARS) -> dict[str, str]:
+        """:meth:`guest_env` restricted to ``names`` (some of :data:`POD_VARS`,
+        the variables the packaged component reads): the same answers, from a
+        lookup each instead of a scan of the whole environment (which a
+        Kubernetes pod's service variables make long)."""
         if self.env_override is None and self.env_allow == _POD_ONLY:
             env = os.environ
-            return {k: v for k in POD_VARS if (v := env.get(k)) is not None}
-        return {k: v for k, v in self.guest_env().items() if k in POD_VARS}
+            return {k: v for k in names if (v := env.get(k)) is not None}
+        return {k: v for k, v in self.guest_env().items() if k in names}
 
     def allowed_roots(self) -> tuple[str, ...] | None:
         """The allowed directories, resolved; None in per-call mode."""

@@ -30,7 +30,7 @@ from . import _tails
 from ._config import SETTINGS
 from ._errors import CapabilityDeniedError, MissingExportError, raise_component_error
 from ._grants import PathArg, PathGrant, display_error, grant, guest_label, is_utf8, preopen_dirs
-from ._policy import Policy
+from ._policy import CPU_VARS, MEMORY_VARS, Policy
 from ._runtime import Runtime
 from ._session import Session
 
@@ -117,9 +117,11 @@ class WasmBackend:
             self._pure = s
         return s
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, names: tuple[str, ...]) -> dict[str, str]:
+        """The environment a system call's instance gets: the drop-in's
+        variables ``names`` (the ones the call reads), or a plugin's."""
         if self.policy is None:
-            return SETTINGS.component_env()
+            return SETTINGS.component_env(names)
         return self._policy_env()
 
     def _policy_env(self) -> dict[str, str]:
@@ -128,12 +130,13 @@ class WasmBackend:
         assert self.policy is not None
         return {k: v for k, v in self.policy.guest_env().items() if is_utf8(k) and is_utf8(v)}
 
-    def _system_session(self) -> Session | None:
-        """The session for the environment as it is now; None when one of
-        the drop-in's ``SKYPILOT_POD_*`` values cannot cross into the
-        component (a ``str`` with surrogate escapes): the pure backend
-        parses it and shows it as upstream does."""
-        env = self._env()
+    def _system_session(self, names: tuple[str, ...]) -> Session | None:
+        """The session for the environment as it is now (the drop-in's
+        variables ``names``, the ones the call reads); None when one of
+        those ``SKYPILOT_POD_*`` values cannot cross into the component (a
+        ``str`` with surrogate escapes): the pure backend parses it and
+        shows it as upstream does."""
+        env = self._env(names)
         if self.policy is None and not all(is_utf8(v) for v in env.values()):
             return None
         key = tuple(sorted(env.items()))
@@ -292,14 +295,14 @@ class WasmBackend:
 
     # -- system ---------------------------------------------------------
     def get_cpu_count(self) -> int | None:
-        s = self._system_session()
+        s = self._system_session(CPU_VARS)
         if s is None:
             return self._python_backend().get_cpu_count()
         v = self._ok(s.call("system", "get-cpu-count"))
         return None if v is None else int(v)
 
     def get_mem_size_gb(self) -> float:
-        s = self._system_session()
+        s = self._system_session(MEMORY_VARS)
         if s is None:
             return self._python_backend().get_mem_size_gb()
         return self._ok(s.call("system", "get-mem-size-gb"))  # type: ignore[no-any-return]
