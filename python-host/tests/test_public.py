@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_vectors import VECTORS
 
 from skyutils_wasm import _capi, _public
@@ -184,3 +185,47 @@ def test_tagging_rule_matches_wasmtime_py_for_every_component_type() -> None:
                     assert _capi.describe(ok) == _hostfacts.SIGNATURES[name][1]
     assert funcs > 20
     assert {"variant", "option", "result"} <= set(seen)
+
+
+#: Like WIT's ``error``: two string cases make it a tagged ``Variant``.
+_ERROR = [
+    "variant",
+    [
+        ["value-error", ["string"]],
+        ["type-error", ["string"]],
+        ["os-error", ["record", [["errno", ["option", ["s32"]]]]]],
+    ],
+]
+
+
+def test_shapes_round_trip_through_wasmtime_py_values() -> None:
+    from wasmtime.component import Record, Variant
+
+    number = ["variant", [["int", ["s64"]], ["float", ["f64"]]]]
+    assert _public.lower(number, ("float", 2)) == 2.0  # untagged: the payload
+    assert _public.lower(number, ("int", 2)) == 2
+    res = ["result", ["option", ["f64"]], _ERROR]
+    assert _public.lift(res, None) == (True, None)
+    assert _public.lift(res, 1.5) == (True, 1.5)
+    err = Variant("os-error", Record())
+    err.payload.errno = 2
+    assert _public.lift(res, err) == (False, ("os-error", {"errno": 2}))
+    nested = ["option", ["option", ["u32"]]]  # tagged: both cases can be None
+    assert _public.lower(nested, None) == Variant("none")
+    assert _public.lift(nested, Variant("some", None)) is None
+    assert _public.lift(["list", ["u8"]], b"ab") == b"ab"
+    assert _public.output_size(["list", ["string"]], ["\u00e9", "ab"]) == 2 + 1 + 2 + 1
+
+
+def test_a_case_wasmtime_py_would_misread_is_refused() -> None:
+    # wasmtime-py lowers any value as the ok case here (`object` stands for
+    # a None payload): an err must fail loudly, not cross as something else.
+    ty = ["result", ["option", ["u32"]], ["string"]]
+    assert _public.lower(ty, (True, 3)) == 3
+    with pytest.raises(TypeError, match="cannot pass case 'err'"):
+        _public.lower(ty, (False, "denied"))
+    with pytest.raises(OverflowError, match="out of range for u32"):
+        _public.lower(ty, (True, 1 << 32))
+    # A bool is not taken for an s64 (nor guessed as any other case).
+    with pytest.raises(TypeError, match="fits 0 cases"):
+        _public.lift(["result", ["s64"], ["string"]], True)
