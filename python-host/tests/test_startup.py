@@ -47,28 +47,42 @@ def test_warm_start_loads_no_heavy_module(tmp_path: Path) -> None:
 
 
 LAYOUT_PROBE = """
-import ctypes, json
+import ctypes, json, os, sys
 from wasmtime import _ffi
-# Another wasmtime-py whose C API numbers a kind differently.
+# Another wasmtime-py whose C API numbers a kind differently, while the
+# package decides (at import); then the real number again for wasmtime-py's
+# own conversion.
+real = _ffi.WASMTIME_COMPONENT_STRING
 _ffi.WASMTIME_COMPONENT_STRING = ctypes.c_uint8(99)
 import skyutils_wasm as s
-print(json.dumps({"value": s.base36_encode("ff"), **s.backend_info()}))
+from skyutils_wasm import _val
+_ffi.WASMTIME_COMPONENT_STRING = real
+f = os.path.join(sys.argv[1], "f.txt")
+with open(f, "w") as fh:
+    fh.write("a\\nb\\nc\\n")
+print(json.dumps({"value": s.base36_encode("ff"), "cpus": s.get_cpu_count(),
+                  "tail": s.read_last_n_lines(f, 2), "mirror": _val.LAYOUT_OK,
+                  "public": "skyutils_wasm._public" in sys.modules, **s.backend_info()}))
 """
 
 
-def test_a_different_value_layout_falls_back_to_the_pure_backend(tmp_path: Path) -> None:
+def test_a_different_value_layout_falls_back_to_the_public_conversion(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(HERE / "src"), SKYUTILS_CACHE_DIR=str(tmp_path))
     env.pop("SKYUTILS_BACKEND", None)
+    env.pop("SKYUTILS_FORCE_PUBLIC_CONVERSION", None)
     # -O strips asserts: the check must not be one.
     proc = subprocess.run(
-        [sys.executable, "-O", "-c", LAYOUT_PROBE],
+        [sys.executable, "-O", "-c", LAYOUT_PROBE, str(tmp_path)],
         env=env,
         check=True,
         capture_output=True,
         text=True,
     )
     info = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert info["value"] == "73"
-    assert info["backend"] == "python"
-    assert "WASMTIME_COMPONENT_STRING: 12 here, 99 in wasmtime-py" in info["reason"]
-    assert "pure-Python backend" in proc.stderr
+    assert (info["value"], info["tail"]) == ("73", ["b\n", "c"])
+    assert info["cpus"] >= 1
+    assert (info["backend"], info["conversion"]) == ("wasm", "public")
+    assert (info["mirror"], info["public"]) == (False, True)
+    assert "WASMTIME_COMPONENT_STRING: 12 here, 99 in wasmtime-py" in info["conversion_reason"]
+    assert "wasmtime-py's public API converts values" in proc.stderr
+    assert "pure-Python backend" not in proc.stderr

@@ -37,3 +37,11 @@ def test_vector(backend: str, vec: dict[str, Any]) -> None:
         else:
             errs = run_call(vec, env.tmp)
     assert not errs, "\n".join(errs)
+
+
+def test_conversion_in_use() -> None:
+    # test_public.py runs this module again with the public conversion forced.
+    skyutils_wasm.set_backend("wasm")
+    forced = os.environ.get("SKYUTILS_FORCE_PUBLIC_CONVERSION") == "1"
+    info = skyutils_wasm.backend_info()
+    assert info["conversion"] == ("public" if forced else "fast")

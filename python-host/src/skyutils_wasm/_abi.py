@@ -6,6 +6,10 @@ compiled into small lowering/lifting closures (one factory per value kind)
 over the package's value layout, :class:`._val.Val`. Arguments live in Python-owned memory (the C
 API only borrows them); the result tree is read once and freed with a single
 ``wasmtime_component_val_delete``.
+
+Used only when that layout matches this wasmtime-py's
+(:data:`._val.LAYOUT_OK`); else :class:`._public.PublicFunc` calls exports
+with the same arguments and result shapes (and :class:`OutputLimit`).
 """
 
 from __future__ import annotations

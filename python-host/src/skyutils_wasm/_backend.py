@@ -152,15 +152,18 @@ if hasattr(os, "register_at_fork"):  # not on Windows (no fork there)
 
 
 def backend_info() -> dict[str, Any]:
-    """Which backend is active and why (plus wasm runtime details)."""
+    """Which backend is active and why (plus wasm runtime details: the
+    value ``conversion``, ``fast`` or wasmtime-py's ``public`` API, and why)."""
     b = get()
     info: dict[str, Any] = {"backend": b.name, "reason": _reason}
     if b.name == "wasm":
         from ._cache import wasmtime_version
+        from ._val import conversion_info
         from ._wasm import WasmBackend
 
         assert isinstance(b, WasmBackend)
         info["wasmtime"] = wasmtime_version()
         info["component_sha256"] = b.rt.component_sha256
         info["compiled_cache"] = b.rt.cache_note
+        info["conversion"], info["conversion_reason"] = conversion_info()
     return info

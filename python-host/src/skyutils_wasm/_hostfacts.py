@@ -7,6 +7,11 @@ type descriptions below (:mod:`._hostval`: one packed buffer, one deep copy
 into C-owned memory). A
 capability the policy does not grant makes its functions return
 ``err("capability '<name>' is not granted by the host policy")``.
+
+That C-API definition uses :mod:`._val`'s layout; when it does not match
+this wasmtime-py (:data:`._val.LAYOUT_OK` false), :mod:`._public` defines
+the same :func:`fact_functions` with wasmtime-py's conversion, by the ``ok``
+types of :data:`SIGNATURES`.
 """
 
 from __future__ import annotations

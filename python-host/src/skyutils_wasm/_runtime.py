@@ -1,6 +1,7 @@
 """The wasm engines and the runtime of one component: engine, compiled
 component (through :mod:`._cache`) and a linker with WASIp2 and the
-``host-facts`` import (:mod:`._hostfacts`)."""
+``host-facts`` import (:mod:`._hostfacts`; through wasmtime-py's value
+conversion, :mod:`._public`, when :data:`._val.LAYOUT_OK` is false)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import wasmtime
 
 from . import _cache, _capi
 from ._facts import HostFacts
-from ._hostfacts import define_host_facts
+from ._hostfacts import define_host_facts, fact_functions
 from ._policy import CAPABILITIES
 from ._session import EPOCH_TICK_S, PKG, VER, Session
+from ._val import LAYOUT_OK
 
 if TYPE_CHECKING:
     from ._policy import Policy
@@ -88,7 +90,12 @@ class Runtime:
         try:
             hf = root.add_instance(f"{PKG}/host-facts@{VER}")
             try:
-                define_host_facts(hf, capabilities, facts, cgroup_root)
+                if LAYOUT_OK:
+                    define_host_facts(hf, capabilities, facts, cgroup_root)
+                else:
+                    from ._public import define_host_facts as define_public
+
+                    define_public(hf, fact_functions(capabilities, facts, cgroup_root))
             finally:
                 hf.close()
         finally:

@@ -13,7 +13,7 @@ import ctypes
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -31,9 +31,14 @@ from ._errors import (
 )
 from ._grants import FD_DIR, utf8
 from ._policy import WASM32_MAX_MEMORY, Policy
+from ._val import LAYOUT_OK
 
 if TYPE_CHECKING:
+    from ._public import PublicFunc
     from ._runtime import Runtime
+
+    #: An export ready to call (the same ``call`` either way).
+    Export: TypeAlias = _abi.FastFunc | PublicFunc
 
 PKG = "skypilot:utils"
 VER = "0.1.0"
@@ -110,7 +115,7 @@ class Session:
             if isinstance(e, wasmtime.Trap) or _is_trap(str(e)):
                 raise self._trap(e) from None
             raise PluginLoadError(f"component could not be instantiated: {e}") from None
-        self.funcs: dict[tuple[str, str], _abi.FastFunc] = {}
+        self.funcs: dict[tuple[str, str], Export] = {}
 
     def _on_stderr(self, data: bytes) -> None:
         if len(self.stderr) < _STDERR_CAP:
@@ -130,10 +135,11 @@ class Session:
         if limits.fuel is not None:
             self.store.set_fuel(limits.fuel)
 
-    def func(self, iface: str, name: str) -> _abi.FastFunc:
-        """Export ``iface#name`` with its compiled converters (looked up once);
-        :class:`MissingExportError` when the component lacks it."""
-        f = self.funcs.get((iface, name))
+    def func(self, iface: str, name: str) -> Export:
+        """Export ``iface#name`` with its compiled converters (looked up once;
+        through wasmtime-py's public API when :data:`._val.LAYOUT_OK` is
+        false); :class:`MissingExportError` when the component lacks it."""
+        f: Export | None = self.funcs.get((iface, name))
         if f is None:
             key = f"{iface}#{name}"
             full = f"{PKG}/{iface}@{VER}"
@@ -143,7 +149,12 @@ class Session:
                 raise MissingExportError(str(e.args[0])) from None
             try:
                 params, result = self.rt.func_type(key, raw, self.store)
-                f = _abi.FastFunc(raw, params, result)
+                if LAYOUT_OK:
+                    f = _abi.FastFunc(raw, params, result)
+                else:
+                    from ._public import PublicFunc
+
+                    f = PublicFunc(raw, self.store, params, result)
             except TypeError as e:
                 raise MissingExportError(f"{full}#{name} (unsupported type: {e})") from None
             self.funcs[iface, name] = f

@@ -7,11 +7,20 @@ arguments into Python-owned ``Val`` s and lift results from them; host
 functions (:mod:`._hostfacts`) read their arguments at raw addresses
 (:func:`arg_u32`, ...) and lower their results the same way, then hand
 wasmtime a C-owned deep copy (:data:`val_clone`), which it frees.
+
+:data:`LAYOUT_OK` is the one decision, made at import, whether that mirror
+may be used: when it differs from wasmtime-py's declarations (another
+wasmtime version, :data:`DIFFERENCES`), or when
+``SKYUTILS_FORCE_PUBLIC_CONVERSION=1`` asks for it (a test and diagnostic
+switch, read once here), every value conversion goes through wasmtime-py's
+own code instead (:mod:`._public`): slower, never different. Defining the
+classes below touches no memory, so this module always imports.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 from ctypes import (
     POINTER,
     c_bool,
@@ -29,6 +38,8 @@ from ctypes import (
 )
 
 from wasmtime import _ffi as ffi
+
+from . import _log
 
 
 class Val(ctypes.Structure):
@@ -111,8 +122,8 @@ def _layout_differences() -> list[str]:
     """Where this layout differs from wasmtime-py's own declarations of the
     C API (``wasmtime._ffi``, generated from the C headers): sizes, field
     offsets and kind numbers. Any difference (another wasmtime version)
-    must stop the backend from loading, whatever ``python -O`` does to
-    asserts: the package then falls back to its pure-Python backend."""
+    must keep this mirror unused, whatever ``python -O`` does to asserts:
+    the backend then converts values with wasmtime-py's code (:mod:`._public`)."""
     theirs = ffi.wasmtime_component_val_t
     union = ffi.wasmtime_component_valunion_t
     checks = [
@@ -185,11 +196,34 @@ def _layout_differences() -> list[str]:
     ]
 
 
-_DIFFERENCES = _layout_differences()
-if _DIFFERENCES:
-    raise ImportError(
-        "skyutils_wasm's component value layout does not match this wasmtime-py "
-        f"({', '.join(_DIFFERENCES)})"
+#: Where this layout differs from wasmtime-py's (empty: it matches).
+DIFFERENCES: list[str] = _layout_differences()
+#: The environment variable that forces the public conversion (test and
+#: diagnostic switch; ``1`` forces it, read once at import).
+FORCE_PUBLIC_ENV = "SKYUTILS_FORCE_PUBLIC_CONVERSION"
+#: Whether the public conversion was forced by :data:`FORCE_PUBLIC_ENV`.
+FORCED_PUBLIC = os.environ.get(FORCE_PUBLIC_ENV, "").strip() == "1"
+#: Whether export calls and host functions may use this mirror (the fast
+#: path); if not, :mod:`._public` converts every value.
+LAYOUT_OK = not DIFFERENCES and not FORCED_PUBLIC
+
+
+def conversion_info() -> tuple[str, str]:
+    """Which value conversion the wasm backend uses and why (for
+    ``backend_info()``)."""
+    if LAYOUT_OK:
+        return "fast", "the ctypes value layout matches this wasmtime-py"
+    if DIFFERENCES:
+        return "public", (
+            "the component value layout differs from this wasmtime-py "
+            f"({', '.join(DIFFERENCES)}): wasmtime-py's public API converts values"
+        )
+    return "public", f"forced by {FORCE_PUBLIC_ENV}=1"
+
+
+if DIFFERENCES:
+    _log.get("skyutils_wasm").warning(
+        "skyutils_wasm: %s (slower, same results)", conversion_info()[1]
     )
 
 _dll = ctypes.CDLL(ffi.dll._name)
