@@ -21,7 +21,7 @@ from typing import Any
 
 from . import _capi, _cgroup, _config
 from ._facts import HostFacts
-from ._hostval import compile_writer
+from ._hostval import Writer, result_writers
 from ._policy import CAPABILITIES
 from ._val import FINALIZER, HOST_FUNC, arg_name, arg_u16, arg_u32
 
@@ -109,19 +109,20 @@ def fact_functions(
     }
 
 
-_FUNCS: dict[int, tuple[ArgReader, Fact, Any]] = {}
+_FUNCS: dict[int, tuple[ArgReader, Fact, Writer, Writer]] = {}
 _ids = iter(range(1, 1 << 62))
 
 
 @HOST_FUNC  # type: ignore[untyped-decorator]
 def _call(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres: Any) -> Any:
     try:
-        read_args, fact, write = _FUNCS[idx or 0]
+        read_args, fact, write_ok, write_err = _FUNCS[idx or 0]
         try:
-            result = (True, fact(*read_args(args or 0)))
+            value = fact(*read_args(args or 0))
         except Denied as e:
-            result = (False, str(e))
-        write(result, res)
+            write_err(str(e), res)
+        else:
+            write_ok(value, res)
     except Exception as e:  # noqa: BLE001 - carried to the caller
         return _capi.error_for(e)
     return 0
@@ -143,5 +144,5 @@ def define_host_facts(
     for name, fact in fact_functions(capabilities, source, cgroup_root).items():
         read_args, ok = SIGNATURES[name]
         idx = next(_ids)
-        _FUNCS[idx] = (read_args, fact, compile_writer(["result", ok, ["string"]]))
+        _FUNCS[idx] = (read_args, fact, *result_writers(ok))
         hf.add_func(name, _call, idx, _finalize)

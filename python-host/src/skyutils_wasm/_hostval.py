@@ -132,7 +132,25 @@ def _pointing(kind: int, offset: int, inner: Pack | None, option: bool = False) 
     return pack
 
 
+def _option_string(tree: Tree, at: int, v: Any) -> None:
+    """``option<string>`` (a cgroup file's text): the cell and its bytes in
+    one allocation."""
+    buf = tree.buf
+    if v is None:
+        _KIND_PTR[0].pack_into(buf, at, OPTION, 0)
+        return
+    b = v.encode()  # strict UTF-8: a lone surrogate raises here
+    n = len(b)
+    cell = tree.alloc(VAL_SIZE + n)
+    text = cell + VAL_SIZE
+    buf[text : text + n] = b
+    _KIND_SIZED.pack_into(buf, cell, STRING, n, tree.base + text if n else 0)
+    _KIND_PTR[0].pack_into(buf, at, OPTION, tree.base + cell)
+
+
 def _option(ty: TypeDesc) -> Pack:
+    if ty[1] == ["string"]:
+        return _option_string
     return _pointing(OPTION, 0, compile_pack(ty[1]), option=True)
 
 
@@ -291,10 +309,13 @@ def _fixed_ok(ty: TypeDesc) -> Callable[[Any, int], None] | None:
     return write_option
 
 
-def compile_writer(ty: TypeDesc) -> Callable[[Any, int], None]:
+#: Writes a value as a C-owned value at an address.
+Writer = Callable[[Any, int], None]
+
+
+def compile_writer(ty: TypeDesc) -> Writer:
     """A function writing a Python value of type ``ty`` as a C-owned value
-    at an address (a host function's result slot). A ``result`` whose
-    ``ok`` is a scalar or an option of one writes ``ok`` from one image."""
+    at an address."""
     pack = compile_pack(ty)
 
     def write(v: Any, out: int) -> None:
@@ -309,14 +330,13 @@ def compile_writer(ty: TypeDesc) -> Callable[[Any, int], None]:
             val_clone(tree.base, out)
             return
 
-    fixed = _fixed_ok(ty[1]) if ty[0] == "result" and ty[1] is not None else None
-    if fixed is None:
-        return write
+    return write
 
-    def write_result(v: Any, out: int) -> None:
-        if v[0]:
-            fixed(v[1], out)
-        else:
-            write(v, out)
 
-    return write_result
+def result_writers(ok: TypeDesc) -> tuple[Writer, Writer]:
+    """Writers of ``ok(value)`` and ``err(text)`` of a ``result<ok,
+    string>`` (a host function's result slot); a scalar or an option of
+    one is written from one precomputed image."""
+    write = compile_writer(["result", ok, ["string"]])
+    write_ok = _fixed_ok(ok) or (lambda v, out: write((True, v), out))
+    return write_ok, lambda text, out: write((False, text), out)

@@ -140,6 +140,9 @@ class WasmBackend:
         if self.policy is None and not all(is_utf8(v) for v in env.values()):
             return None
         key = tuple(sorted(env.items()))
+        s = self._system.get(key)  # the common case, without the lock
+        if s is not None and self._usable(s):
+            return s
         with self._lock:
             s = self._system.get(key)
             if s is None or not self._usable(s):
