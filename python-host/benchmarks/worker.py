@@ -13,7 +13,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 HEX32 = "6f1ed002ab5595859014ebf0951522d9"
 SENTENCE = "The quick brown fox jumps over the lazy dog while the cat sleeps on a warm mat k"
@@ -69,18 +70,35 @@ def functions(system: str, data: str) -> dict[str, Callable[[], Any]]:
         "string_echo": lambda: cu.truncate_long_string("abc", 80),
         "read_last_n_lines_3_lines": lambda: cu.read_last_n_lines(small, 10),
     }
-    if system != "upstream":
-        # The same call without the cgroup preopen: what the WASI file
-        # operations cost (no upstream counterpart; compared with pure).
-        def cpu_count_without_cgroups() -> Any:
-            cu.configure(cgroup_root=None)
-            try:
-                return cu.get_cpu_count()
-            finally:
-                cu.configure(cgroup_root="/sys/fs/cgroup")
-
-        table["get_cpu_count_cgroups_hidden"] = cpu_count_without_cgroups
     return table
+
+
+def floors(
+    system: str,
+) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any]]]:
+    """Calls timed under another configuration: ``name -> (enter, call,
+    exit)``. ``get_cpu_count_floor`` is ``get_cpu_count`` with host facts
+    that do no work (constant CPU counts, no cgroup tree): the call and its
+    three imports alone (wasm backend only)."""
+    if system != "wasm":
+        return {}
+    import skyutils_wasm as cu
+    from skyutils_wasm._facts import NativeFacts
+
+    class ConstantFacts(NativeFacts):  # type: ignore[misc,valid-type]
+        def logical_cpu_count(self) -> int:
+            return 2
+
+        def affinity_cpu_count(self) -> int:
+            return 2
+
+    def enter() -> None:
+        cu.configure(facts=ConstantFacts(), cgroup_root=None)
+
+    def leave() -> None:
+        cu.configure(facts=None, cgroup_root="/sys/fs/cgroup")
+
+    return {"get_cpu_count_floor": (enter, cu.get_cpu_count, leave)}
 
 
 def measure(fn: Callable[[], Any], budget_s: float) -> list[float]:
@@ -106,6 +124,13 @@ def main() -> None:
     only = [n for n in os.environ.get("SKYUTILS_BENCH_ONLY", "").split(",") if n]
     table = functions(system, data)
     out = {name: measure(fn, budget) for name, fn in table.items() if not only or name in only}
+    for name, (enter, fn, leave) in floors(system).items():
+        if not only or name in only:
+            enter()
+            try:
+                out[name] = measure(fn, budget)
+            finally:
+                leave()
     json.dump(out, sys.stdout)
 
 
