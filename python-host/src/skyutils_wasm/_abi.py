@@ -628,15 +628,16 @@ class FastFunc:
         The GIL is released during the call even when it is short: the
         guest's stderr (a panic message) reaches Python from another thread."""
         keep: Keep = []
-        for lower, arg in zip(self._lowers, args, strict=True):
+        for lower, arg in zip(self._lowers, args, strict=False):  # callers pass all
             lower(arg, keep)
         lift = self._lift
         err = func_call(
             self._addr, ctx, self._argv_at, self._n, self._out_at, 0 if lift is None else 1
         )
-        for x in keep:  # large strings: not held by the slot until next time
-            if isinstance(x, StrIn):
-                x.data = None
+        if keep:
+            for x in keep:  # large strings: not held by the slot until next time
+                if isinstance(x, StrIn):
+                    x.data = None
         if err:
             error = WasmtimeError._from_ptr(ctypes.cast(err, POINTER(ffi.wasmtime_error_t)))
             raise_last_exception()

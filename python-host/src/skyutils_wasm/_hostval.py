@@ -231,13 +231,17 @@ def _record(ty: TypeDesc) -> Pack:
     return pack
 
 
+#: Scalar types: their kind and struct code.
+_SCALARS = {
+    "bool": (BOOL, "?"),
+    "u16": (U16, "H"),
+    "u32": (U32, "I"),
+    "s32": (S32, "i"),
+    "u64": (U64, "Q"),
+    "s64": (S64, "q"),
+}
 _PACKS: dict[str, Callable[[TypeDesc], Pack]] = {
-    "bool": lambda _ty: _scalar(BOOL, "?"),
-    "u16": lambda _ty: _scalar(U16, "H"),
-    "u32": lambda _ty: _scalar(U32, "I"),
-    "s32": lambda _ty: _scalar(S32, "i"),
-    "u64": lambda _ty: _scalar(U64, "Q"),
-    "s64": lambda _ty: _scalar(S64, "q"),
+    **{name: lambda ty: _scalar(*_SCALARS[ty[0]]) for name in _SCALARS},
     "string": lambda _ty: _string,
     "enum": _enum,
     "option": _option,
@@ -256,9 +260,6 @@ def compile_pack(ty: TypeDesc) -> Pack:
     if factory is None:
         raise TypeError(f"unsupported host result type {ty!r}")
     return factory(ty)
-
-
-_SCALARS = {"bool": (BOOL, "?"), "u16": (U16, "H"), "u32": (U32, "I"), "u64": (U64, "Q")}
 
 
 def _layout(*fields: tuple[int, str]) -> struct.Struct:

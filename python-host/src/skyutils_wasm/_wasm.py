@@ -137,9 +137,11 @@ class WasmBackend:
         ``str`` with surrogate escapes): the pure backend parses it and
         shows it as upstream does."""
         env = self._env(names)
-        if self.policy is None and not all(is_utf8(v) for v in env.values()):
-            return None
-        key = tuple(sorted(env.items()))
+        key: tuple[tuple[str, str], ...] = ()  # the common case: none set
+        if env:
+            if self.policy is None and not all(is_utf8(v) for v in env.values()):
+                return None
+            key = tuple(sorted(env.items()))
         s = self._system.get(key)  # the common case, without the lock
         if s is not None and self._usable(s):
             return s
