@@ -36,7 +36,7 @@ component: build
 plugins: setup
 	$(CARGO) build --locked --manifest-path tests/plugins/evil/Cargo.toml --target wasm32-wasip2 --release --target-dir target/plugins
 
-run: build
+run: component
 	./host/demo.sh
 
 lint: setup

@@ -34,3 +34,16 @@ echo "Errors keep upstream's exception class and message:"
 run read-last-n-lines "$demo/missing.log" -n 1
 run --json base36-encode -ff
 run --allow-dir "$demo" hash-file /etc/passwd
+
+echo
+echo "The same component from Python (skyutils_wasm, a drop-in for sky.utils):"
+py=.venv/bin/python
+[ -x "$py" ] || py=python3
+printf '\n$ python -c "from skyutils_wasm import common_utils as cu; ..."\n'
+PYTHONPATH=python-host/src "$py" -c '
+import skyutils_wasm
+from skyutils_wasm import common_utils as cu
+print(cu.read_last_n_lines("'"$demo"'/latest.log", 2))
+print(cu.format_float(1234.5678, 2), cu.get_cpu_count(), cu.base36_encode("ff"))
+print({k: v for k, v in skyutils_wasm.backend_info().items() if k in ("backend", "conversion")})
+' || true
