@@ -331,8 +331,33 @@ fn too_long(path: &Path) -> bool {
 /// so the OS's own `stat` decides first (`noperm/../f` is a
 /// `PermissionError`, as upstream).
 fn real_path(path: &Path) -> Option<(PathBuf, bool)> {
+    #[cfg(target_os = "linux")]
+    if let Some(found) = real_path_by_fd(path) {
+        return Some(found);
+    }
     let is_dir = std::fs::metadata(path).ok()?.is_dir();
     Some((path.canonicalize().ok()?, is_dir))
+}
+
+/// [`real_path`] in four system calls whatever the depth (`canonicalize`
+/// makes one per component): the kernel resolves `path` into an `O_PATH`
+/// descriptor (search permission checked on the way, as by `stat`), whose
+/// name `/proc/self/fd` gives. `None` (use `canonicalize`) when `/proc` is
+/// not there or the name is not a plain absolute path (a file deleted
+/// meanwhile reads `... (deleted)`).
+#[cfg(target_os = "linux")]
+fn real_path_by_fd(path: &Path) -> Option<(PathBuf, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .ok()?;
+    let is_dir = file.metadata().ok()?.is_dir();
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    let plain = name.is_absolute() && !name.as_os_str().as_encoded_bytes().ends_with(b" (deleted)");
+    plain.then_some((name, is_dir))
 }
 
 /// The canonical form of the longest prefix of `path` that resolves (and
@@ -397,6 +422,36 @@ mod tests {
 
     fn preopen_of(dir: &Path) -> Option<(PathBuf, String)> {
         Some((dir.to_path_buf(), guest_label(dir)))
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_descriptor_s_name_is_the_canonical_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f.log"), "x").unwrap();
+        std::os::unix::fs::symlink("a/b", root.join("link")).unwrap();
+        std::os::unix::fs::symlink("f.log", root.join("a/b/rel")).unwrap();
+        std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).unwrap();
+        std::fs::write(root.join("a/b/\u{e9}t\u{e9} \n x"), "x").unwrap();
+        for p in [
+            "a/b/f.log",
+            "link/f.log",
+            "link/rel",
+            "link/../b/./f.log",
+            "a/b",
+            "link",
+            "a/b/\u{e9}t\u{e9} \n x",
+        ] {
+            let path = root.join(p);
+            let expected = (path.canonicalize().unwrap(), path.is_dir());
+            assert_eq!(real_path_by_fd(&path), Some(expected.clone()), "{p}");
+            assert_eq!(real_path(&path), Some(expected), "{p}");
+        }
+        for p in ["missing", "a/b/f.log/x", "loop"] {
+            assert_eq!(real_path(&root.join(p)), None, "{p}");
+        }
     }
 
     #[test]
