@@ -44,6 +44,10 @@ FLOORS: dict[str, tuple[str, str]] = {
         "get_cpu_count",
         "host facts that do no work (the call and its 3 imports)",
     ),
+    "thread_round_trips_3": (
+        "read_last_n_lines_3_lines",
+        "3 round trips to another thread (the tail's 3 WASI operations run on one)",
+    ),
 }
 
 

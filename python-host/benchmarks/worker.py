@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -77,9 +79,11 @@ def floors(
     system: str,
 ) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any]]]:
     """Calls timed under another configuration: ``name -> (enter, call,
-    exit)``. ``get_cpu_count_floor`` is ``get_cpu_count`` with host facts
-    that do no work (constant CPU counts, no cgroup tree): the call and its
-    three imports alone (wasm backend only)."""
+    exit)``, wasm backend only. ``get_cpu_count_floor`` is
+    ``get_cpu_count`` with host facts that do no work (constant CPU counts,
+    no cgroup tree): the call and its three imports alone.
+    ``thread_round_trips_3`` is this machine's cost of handing work to
+    another thread and back, three times."""
     if system != "wasm":
         return {}
     import skyutils_wasm as cu
@@ -98,7 +102,28 @@ def floors(
     def leave() -> None:
         cu.configure(facts=None, cgroup_root="/sys/fs/cgroup")
 
-    return {"get_cpu_count_floor": (enter, cu.get_cpu_count, leave)}
+    # Three round trips to another thread and back: what wasmtime's C API
+    # does for the three WASI operations of a tail (it runs each on a worker
+    # thread), here with Python queues.
+    requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+    replies: queue.SimpleQueue[bool] = queue.SimpleQueue()
+
+    def serve() -> None:
+        while requests.get():
+            replies.put(True)
+
+    def start() -> None:
+        threading.Thread(target=serve, daemon=True).start()
+
+    def three_round_trips() -> None:
+        for _ in range(3):
+            requests.put(True)
+            replies.get()
+
+    return {
+        "get_cpu_count_floor": (enter, cu.get_cpu_count, leave),
+        "thread_round_trips_3": (start, three_round_trips, lambda: requests.put(False)),
+    }
 
 
 def measure(fn: Callable[[], Any], budget_s: float) -> list[float]:
