@@ -2,11 +2,11 @@
 
 wasmtime-py's generic ``add_func`` re-reads the import's type on every call
 (~25 us); here each host function reads its arguments at their addresses
-and writes its ``result<T, string>`` with a writer compiled once from the
+and writes its ``result<T, string>`` with writers compiled once from the
 type descriptions below (:mod:`._hostval`: one packed buffer, one deep copy
-into C-owned memory). A
-capability the policy does not grant makes its functions return
-``err("capability '<name>' is not granted by the host policy")``.
+into C-owned memory). A capability the policy does not grant makes its
+functions return ``err("capability '<name>' is not granted by the host
+policy")``.
 
 That C-API definition uses :mod:`._val`'s layout; when it does not match
 this wasmtime-py (:data:`._val.LAYOUT_OK` false), :mod:`._public` defines
