@@ -1,8 +1,13 @@
 """Regressions found by trying to break the day's changes: the codec of
-``read_last_n_lines`` is looked up only when upstream's first decode does."""
+``read_last_n_lines`` is looked up only when upstream's first decode does,
+and the pure backend reads cgroup files as the wasm backend's host does
+(a FIFO is not waited on, a device is not read)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +64,39 @@ def test_codec_looked_up_by_the_first_decode(backend: str, tmp_path: Path) -> No
     ]
     for call, expected in cases:
         assert _outcome(call) == expected, backend
+
+
+_CHILD = """
+import os, sys
+import skyutils_wasm
+skyutils_wasm.set_backend(sys.argv[2])
+skyutils_wasm.configure(env_override={}, cgroup_root=sys.argv[1])
+print(skyutils_wasm.get_cpu_count(), skyutils_wasm.get_mem_size_gb())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs mkfifo")
+def test_cgroup_fifo_and_device_mean_no_limit(backend: str, tmp_path: Path) -> None:
+    """A FIFO without a writer as ``cpu.max`` and ``/dev/zero`` as
+    ``memory.max`` give the answers of a tree without those files (upstream
+    would block or read forever; both backends answer "no limit")."""
+    plain, odd = tmp_path / "plain", tmp_path / "odd"
+    for root in (plain, odd):
+        root.mkdir()
+        (root / "cgroup.controllers").write_text("cpu memory\n")
+    os.mkfifo(odd / "cpu.max")
+    (odd / "memory.max").symlink_to("/dev/zero")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+    def run(root: Path) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(root), backend],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,  # a guard: before the fix the pure backend blocked here
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert run(odd) == run(plain)
