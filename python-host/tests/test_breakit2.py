@@ -100,3 +100,51 @@ def test_cgroup_fifo_and_device_mean_no_limit(backend: str, tmp_path: Path) -> N
         return done.stdout
 
     assert run(odd) == run(plain)
+
+
+def test_host_fact_exceptions_reach_their_own_thread() -> None:
+    """Each thread's plugin (its own store) calls a host fact that raises;
+    every call re-raises that thread's exception, never another thread's
+    (the carried exception was one global for all threads)."""
+    import threading
+
+    from skyutils_wasm import Policy
+    from skyutils_wasm._facts import LinuxFacts
+
+    class Raising(LinuxFacts):
+        def __init__(self, tag: int) -> None:
+            self.tag = tag
+
+        def pid_exists(self, pid: int) -> bool:
+            raise ValueError(f"thread {self.tag} pid {pid}")
+
+    wrong: list[tuple[int, str]] = []
+
+    def work(tag: int) -> None:
+        plugin = skyutils_wasm.load(None, Policy(), facts=Raising(tag))
+        for pid in range(1, 300):
+            got = _outcome(lambda pid=pid: plugin.is_process_alive(pid))
+            if got != ("ValueError", f"thread {tag} pid {pid}"):
+                wrong.append((tag, repr(got)))
+
+    threads = [threading.Thread(target=work, args=(tag,)) for tag in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_keyboard_interrupt_in_a_host_fact_reaches_the_caller() -> None:
+    """A ``KeyboardInterrupt`` raised in a host fact (Ctrl-C while it runs)
+    is re-raised to the caller, not swallowed into a trap."""
+    from skyutils_wasm import Policy
+    from skyutils_wasm._facts import LinuxFacts
+
+    class Interrupted(LinuxFacts):
+        def pid_exists(self, pid: int) -> bool:
+            raise KeyboardInterrupt
+
+    plugin = skyutils_wasm.load(None, Policy(), facts=Interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        plugin.is_process_alive(5)

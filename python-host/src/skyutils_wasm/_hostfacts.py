@@ -123,7 +123,7 @@ def _call(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres
             write_err(str(e), res)
         else:
             write_ok(value, res)
-    except Exception as e:  # noqa: BLE001 - carried to the caller
+    except BaseException as e:  # noqa: BLE001 - carried to the caller (Ctrl-C too)
         return _capi.error_for(e)
     return 0
 
