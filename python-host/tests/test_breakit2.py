@@ -148,3 +148,39 @@ def test_keyboard_interrupt_in_a_host_fact_reaches_the_caller() -> None:
     plugin = skyutils_wasm.load(None, Policy(), facts=Interrupted())
     with pytest.raises(KeyboardInterrupt):
         plugin.is_process_alive(5)
+
+
+@pytest.mark.parametrize(
+    ("fact", "value"),
+    [
+        ("logical_cpu_count", 1 << 32),
+        ("logical_cpu_count", -1),
+        ("logical_cpu_count", "4"),
+        ("memory_total_bytes", 1 << 64),
+        ("memory_total_bytes", None),
+        ("os_cpu_count", 10**30),
+    ],
+)
+def test_a_host_fact_out_of_its_type_is_a_type_or_overflow_error(fact: str, value: Any) -> None:
+    """A HostFacts value its WIT type cannot hold raises TypeError (or
+    wasmtime-py's OverflowError on the public conversion), never the
+    packer's ``struct.error``."""
+    import struct
+
+    from skyutils_wasm import Policy
+    from skyutils_wasm._facts import LinuxFacts
+
+    class Odd(LinuxFacts):
+        def affinity_cpu_count(self) -> int | None:
+            return None
+
+    setattr(Odd, fact, lambda self: value)
+    plugin = skyutils_wasm.load(None, Policy(cgroup_root=None), facts=Odd())
+    call = {
+        "logical_cpu_count": plugin.get_cpu_count,
+        "memory_total_bytes": plugin.get_mem_size_gb,
+        "os_cpu_count": plugin.get_parallel_threads,
+    }[fact]
+    with pytest.raises((TypeError, OverflowError)) as info:
+        call()
+    assert not isinstance(info.value, struct.error)
