@@ -12,7 +12,6 @@ covers every file access) refuses Python-only path types instead.
 
 from __future__ import annotations
 
-import codecs
 import operator
 import os
 import threading
@@ -135,7 +134,8 @@ def read_last_n_lines(
     n, chunk = _clamp(int(n)), _clamp(int(chunk_size))
     if encoding == "utf-8" and errors in ("strict", "replace", "ignore"):
         return b.read_last_n_lines(file_path, n, chunk, errors)
-    codecs.lookup(encoding)
+    # The codec is looked up by the first decode, as upstream: after its
+    # argument and existence checks, and never for an empty result.
     from ._pure import decode_pieces
 
     return decode_pieces(b.read_last_n_raw(file_path, n, chunk), encoding, errors)

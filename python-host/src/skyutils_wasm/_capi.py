@@ -17,6 +17,7 @@ A type description is plain JSON-able data: ``["string"]``, ``["u64"]``,
 from __future__ import annotations
 
 import ctypes
+import threading
 from ctypes import POINTER, byref
 from typing import Any
 
@@ -30,7 +31,10 @@ from ._val import linker_add_func
 #: A JSON-able description of a component value type (see module doc).
 TypeDesc = Any
 
-_LAST_EXCEPTION: BaseException | None = None
+#: The exception a host function raised, per thread: a host function runs
+#: on the thread that called into the guest, and several threads may call
+#: into their own stores at once.
+_LAST = threading.local()
 
 
 def _check(err: Any) -> None:
@@ -180,22 +184,23 @@ class Resource(Managed["ctypes._Pointer[ffi.wasmtime_component_resource_any_t]"]
         ffi.wasmtime_component_resource_any_delete(ptr)
 
 
-def error_for(e: Exception) -> int:
+def error_for(e: BaseException) -> int:
     """The C API error a host function returns for exception ``e`` (a trap
-    in the guest); any other exception than a wasmtime one is re-raised by
-    :func:`raise_last_exception` once the call returns to Python."""
-    global _LAST_EXCEPTION
+    in the guest); any other exception than a wasmtime one (``KeyboardInterrupt``
+    too) is re-raised by :func:`raise_last_exception` once the call returns
+    to Python, on the same thread."""
     err = e if isinstance(e, WasmtimeError) else WasmtimeError("python exception")
     if err is not e:
-        _LAST_EXCEPTION = e
+        _LAST.exception = e
     return ctypes.cast(err._consume(), ctypes.c_void_p).value or 0
 
 
 def raise_last_exception() -> None:
-    """Re-raises the exception a host function raised during the last call."""
-    global _LAST_EXCEPTION
-    exn, _LAST_EXCEPTION = _LAST_EXCEPTION, None
+    """Re-raises the exception a host function raised during this thread's
+    last call."""
+    exn = getattr(_LAST, "exception", None)
     if exn is not None:
+        _LAST.exception = None
         raise exn
 
 

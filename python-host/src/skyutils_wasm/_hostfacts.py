@@ -16,6 +16,7 @@ types of :data:`SIGNATURES`.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -122,8 +123,15 @@ def _call(idx: Any, context: Any, ty: Any, args: Any, nargs: Any, res: Any, nres
         except Denied as e:
             write_err(str(e), res)
         else:
-            write_ok(value, res)
-    except Exception as e:  # noqa: BLE001 - carried to the caller
+            try:
+                write_ok(value, res)
+            except struct.error:
+                # Out of range or not a number: said as such, not as the
+                # packer's struct.error.
+                raise TypeError(
+                    f"host fact returned {value!r}, which its WIT type cannot hold"
+                ) from None
+    except BaseException as e:  # noqa: BLE001 - carried to the caller (Ctrl-C too)
         return _capi.error_for(e)
     return 0
 

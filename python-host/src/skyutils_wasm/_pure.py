@@ -9,6 +9,7 @@ import hashlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from . import _cgroup
 from ._config import SETTINGS, facts
 from ._grants import is_utf8
 
@@ -97,11 +98,9 @@ def decode_pieces(pieces: list[bytes], encoding: str, errors: str) -> list[str]:
 
 
 def _read_text(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8")
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+    """A cgroup file's text as the wasm backend's host reads it: None unless
+    a regular UTF-8 file (a FIFO is not waited on, a device not read)."""
+    return _cgroup.read_text(path)
 
 
 def _cgroup_path(rel: str) -> str | None:
