@@ -79,6 +79,10 @@ class Session:
     ) -> None:
         self.rt = rt
         self.limits = limits
+        #: What a successor instance is built from (see :meth:`call`).
+        self._config = (preopens, env)
+        #: The instance that serves calls which found this one discarded.
+        self.successor: Session | None = None
         #: The memory cap of this instance's store (set once, at creation).
         self.memory = limits.memory_limit
         self.lock = threading.RLock()
@@ -161,26 +165,36 @@ class Session:
         return f
 
     def call(self, iface: str, name: str, *args: Any) -> Any:
-        """Calls an export; traps mark the session dead and raise SandboxError."""
+        """Calls an export; traps mark the session dead and raise SandboxError.
+
+        A call that finds the session already dead (another thread's call
+        discarded it after this one picked it, nothing having run here) runs
+        on a fresh instance with the same grants instead; only a resource's
+        method, whose object went with the old store, raises."""
         with self.lock:
-            if self.dead is not None:
+            if self.dead is None:
+                f = self.funcs.get((iface, name)) or self.func(iface, name)
+                if self.pending_drops:
+                    self._drop_pending()
+                limits = self.limits
+                if limits.deadline is not None or limits.fuel is not None or not self._unbounded:
+                    self._arm()
+                try:
+                    return f.call(self.ctx_at, args, limits.max_output)
+                except wasmtime.WasmtimeError as e:
+                    raise self._trap(e) from None
+                except _abi.OutputLimit as e:
+                    self.dead = "output too large"
+                    raise OutputTooLargeError(e.size, e.limit) from None
+                except BaseException as e:
+                    self.dead = f"host error {e!r}"
+                    raise
+            if name.startswith("["):  # [method], [static], [constructor]
                 raise SandboxError(f"sandbox instance was discarded after: {self.dead}")
-            f = self.funcs.get((iface, name)) or self.func(iface, name)
-            if self.pending_drops:
-                self._drop_pending()
-            limits = self.limits
-            if limits.deadline is not None or limits.fuel is not None or not self._unbounded:
-                self._arm()
-            try:
-                return f.call(self.ctx_at, args, limits.max_output)
-            except wasmtime.WasmtimeError as e:
-                raise self._trap(e) from None
-            except _abi.OutputLimit as e:
-                self.dead = "output too large"
-                raise OutputTooLargeError(e.size, e.limit) from None
-            except BaseException as e:
-                self.dead = f"host error {e!r}"
-                raise
+            if self.successor is None:
+                self.successor = self.rt.session(*self._config, self.limits)
+            successor = self.successor
+        return successor.call(iface, name, *args)
 
     def _trap(self, e: Exception) -> SandboxError:
         text = str(e)
