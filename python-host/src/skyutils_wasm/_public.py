@@ -2,10 +2,11 @@
 fallback when :mod:`._val`'s mirror of the value layout differs from this
 wasmtime-py's (or is forced off, see :data:`._val.LAYOUT_OK`).
 
-Nothing here reads or writes :class:`._val.Val`. Export calls go through
-wasmtime-py's public :class:`wasmtime.component.Func` call, which converts
-values with wasmtime-py's generated declarations of the C API (and re-reads
-the function type at every call: slower than :mod:`._abi`, by design).
+Nothing here reads or writes :class:`._val.Val`. Export calls take the
+steps of wasmtime-py's public :class:`wasmtime.component.Func` call, which
+converts values with wasmtime-py's generated declarations of the C API (and
+re-reads the function type at every call: slower than :mod:`._abi`, by
+design), and free the result it leaves behind (see :class:`PublicFunc`).
 :class:`PublicFunc` turns the package's neutral values (results
 ``(True, ok)`` / ``(False, err)``, variants ``(tag, payload)``, records
 dicts, options None or the value, ``list<u8>`` bytes, resources) into
@@ -25,8 +26,8 @@ result no case fits unambiguously, raises :class:`TypeError`: never a
 wrong value.
 
 The ``host-facts`` functions (:func:`._hostfacts.fact_functions`) are
-defined with a callback of wasmtime-py's declared C signature, run under
-wasmtime-py's own exception handling, like its ``LinkerInstance.add_func``:
+defined with a callback of wasmtime-py's declared C signature, like its
+``LinkerInstance.add_func`` (an exception is kept for the calling thread):
 arguments are read with wasmtime-py's ``convert_from_c``, the ``ok`` or
 ``err`` payload is lowered with its ``convert_to_c`` and the ``result``
 around it is written into wasmtime-py's declared ``wasmtime_component_val_t``.
@@ -41,9 +42,9 @@ import ctypes
 from ctypes import byref
 from typing import Any
 
+from wasmtime import StoreContext, WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime.component import Func, Record, ResourceAny, ResourceHost, Variant
-from wasmtime.component._enter import catch_exceptions
 from wasmtime.component._types import FuncType
 
 from . import _capi
@@ -256,11 +257,43 @@ def output_size(ty: TypeDesc, v: Any) -> int:
     return 0
 
 
-class PublicFunc:
-    """One export called through wasmtime-py's public ``Func`` (same
-    ``call`` as :class:`._abi.FastFunc`)."""
+def _has_resources(ty: TypeDesc) -> bool:
+    """Whether values of type ``ty`` may hold a resource."""
+    if ty is None:
+        return False
+    if ty[0] in ("own", "borrow"):
+        return True
+    return any(_has_resources(t) for t in _children(ty))
 
-    __slots__ = ("_func", "_store", "_params", "_result")
+
+def _children(ty: TypeDesc) -> list[TypeDesc]:
+    kind = ty[0]
+    if kind in ("list", "option"):
+        return [ty[1]]
+    if kind == "result":
+        return [ty[1], ty[2]]
+    if kind in ("tuple",):
+        return list(ty[1])
+    if kind in ("record", "variant"):
+        return [t for _, t in ty[1]]
+    return []
+
+
+class PublicFunc:
+    """One export called with wasmtime-py's value conversion (same ``call``
+    as :class:`._abi.FastFunc`).
+
+    The call is ``wasmtime.component.Func.__call__``'s own steps (the
+    function type read from the store, arguments converted with wasmtime-py's
+    ``convert_to_c``, the result with its ``convert_from_c``) plus what that
+    method leaves out in wasmtime-py 50: the result value is freed after
+    conversion (it leaked ~50 bytes a call), and an exception a host function
+    raised comes back on this thread (:func:`._capi.raise_last_exception`),
+    not through wasmtime-py's one global. A result that may hold a resource
+    is not freed: its conversion moves the resource out, and freeing what is
+    left is not documented as safe."""
+
+    __slots__ = ("_func", "_store", "_params", "_result", "_free_result")
 
     def __init__(self, raw: Any, store: Any, params: list[TypeDesc], result: TypeDesc) -> None:
         """``raw`` is the export's ``wasmtime_component_func_t`` in
@@ -269,22 +302,51 @@ class PublicFunc:
         self._store = store
         self._params = params
         self._result = result
+        self._free_result = not _has_resources(result)
 
     def call(self, ctx: int, args: Any, max_output: int | None) -> Any:
         """Calls the export (``ctx`` is unused: wasmtime-py takes the
         store); a result over ``max_output`` bytes raises
         :class:`._abi.OutputLimit`."""
         values = [lower(t, a) for t, a in zip(self._params, args, strict=True)]
-        out = self._func(self._store, *values)
-        ty = self._result
-        if ty is None:
-            return None
-        value = lift(ty, out)
+        store = self._store
+        fty = self._func.type(store)
+        param_tys = fty.params
+        result_ty = fty.result
+        if len(values) != len(param_tys):
+            raise TypeError(f"{len(values)} arguments for {len(param_tys)} parameters")
+        params = (ffi.wasmtime_component_val_t * max(len(values), 1))()
+        result = ffi.wasmtime_component_val_t()
+        lowered = 0
+        try:
+            for (_name, ty), value in zip(param_tys, values, strict=True):
+                ty.convert_to_c(store, value, ctypes.pointer(params[lowered]))
+                lowered += 1
+            err = ffi.wasmtime_component_func_call(
+                byref(self._func._func),
+                store._context(),
+                params,
+                lowered,
+                None if result_ty is None else byref(result),
+                0 if result_ty is None else 1,
+            )
+            if err:
+                error = WasmtimeError._from_ptr(err)
+                _capi.raise_last_exception()
+                raise error
+            if result_ty is None or self._result is None:
+                return None
+            out = lift(self._result, result_ty.convert_from_c(result))
+        finally:
+            for i in range(lowered):
+                ffi.wasmtime_component_val_delete(byref(params[i]))
+            if self._free_result:
+                ffi.wasmtime_component_val_delete(byref(result))
         if max_output is not None:
-            size = output_size(ty, value)
+            size = output_size(self._result, out)
             if size > max_output:
                 raise OutputLimit(size, max_output)
-        return value
+        return out
 
 
 # -- host functions -----------------------------------------------------------
@@ -326,7 +388,16 @@ def _call(idx: Any, context: Any, ty_raw: Any, args: Any, nargs: Any, res: Any, 
                 result = (False, str(e))
             _write_result(store, fty.result, ok_desc, result, res)
 
-    return catch_exceptions(context, run)
+    # wasmtime-py's catch_exceptions, with the exception kept for this
+    # thread's caller (:func:`._capi.error_for`) rather than in one global.
+    store = StoreContext(context)
+    try:
+        run(store)
+    except BaseException as e:  # noqa: BLE001 - carried to the caller (Ctrl-C too)
+        return _capi.error_for(e)
+    finally:
+        store._invalidate()
+    return 0
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
