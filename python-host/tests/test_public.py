@@ -41,6 +41,22 @@ def test_every_vector_on_the_public_conversion(tmp_path: Path) -> None:
     assert "skipped" not in summary and "failed" not in summary
 
 
+def test_host_fact_exceptions_and_discarded_instances_on_the_public_conversion(
+    tmp_path: Path,
+) -> None:
+    """The threaded host-fact tests of test_hostfacts.py, with every value
+    converted by wasmtime-py: exceptions reach their own thread, Ctrl-C
+    too, and calls queued on a discarded instance still answer."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_hostfacts.py", "-k", "thread or interrupt or queued or out_of"],
+        cwd=HERE, env=_env(tmp_path), capture_output=True, text=True,
+    )  # fmt: skip
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert summary.startswith("9 passed, "), summary
+
+
 PROBE = r"""
 import hashlib, json, os, sys
 import skyutils_wasm as s
