@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
 
 import skyutils_wasm
-from skyutils_wasm import DeadlineExceededError, MemoryLimitExceededError
+from skyutils_wasm import DeadlineExceededError, MemoryLimitExceededError, SandboxError, _backend
 
 
 @pytest.fixture
@@ -29,6 +31,21 @@ def test_memory_cap_then_recovers(wasm: Any) -> None:
     assert info.value.limit == 512 << 20
     assert skyutils_wasm.format_float(1.25, 1) == "1.2"
     assert skyutils_wasm.base36_encode("ff") == "73"
+
+
+def test_a_discarded_instance_is_freed(wasm: Any) -> None:
+    # The guest's stderr callback once held its session, and wasmtime-py
+    # keeps that callback until the store is dropped: every discarded
+    # instance (its store and linear memory) stayed alive for good.
+    skyutils_wasm.configure(memory_limit=32 << 20)
+    first = _backend.get()._pure_session()  # type: ignore[attr-defined]
+    freed = weakref.ref(first)
+    del first
+    with pytest.raises(SandboxError):
+        skyutils_wasm.truncate_long_string("x" * (40 << 20), 10)
+    assert skyutils_wasm.base36_encode("ff") == "73"  # on a fresh instance
+    gc.collect()
+    assert freed() is None
 
 
 def test_deadline_then_recovers(wasm: Any) -> None:
