@@ -207,6 +207,18 @@ class Session:
             successor = self.successor
         return successor.call(iface, name, *args)
 
+    def call_serving(self, iface: str, name: str, *args: Any) -> tuple[Session, Any]:
+        """:meth:`call`, with the session that ran it (this one, or the
+        successor a discarded one passed it to): a resource in the result
+        lives there, so its methods must be called on that session."""
+        with self.lock:
+            if self.dead is None:
+                return self, self.call(iface, name, *args)
+            if self.successor is None:
+                self.successor = self.rt.session(*self._config, self.limits)
+            successor = self.successor
+        return successor.call_serving(iface, name, *args)
+
     def _trap(self, e: Exception) -> SandboxError:
         text = str(e)
         said = self.stderr.decode("utf-8", "replace")
