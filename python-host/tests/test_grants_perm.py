@@ -114,3 +114,28 @@ def test_an_empty_bytes_path_is_shown_as_upstream(backend: str) -> None:
     with pytest.raises(FileNotFoundError) as err:
         skyutils_wasm.estimate_fd_for_directory(b"")
     assert str(err.value) == "[Errno 2] No such file or directory: b''"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_files_without_a_name_are_answered_as_upstream(tmp_path: Any) -> None:
+    """A deleted file or a pipe behind ``/proc/self/fd`` has no name a guest
+    path could reach (nor one to pre-open): answered as upstream, never from
+    another file, and refused under ``allowed`` directories."""
+    from skyutils_wasm import CapabilityDeniedError
+    from skyutils_wasm._grants import grant
+
+    skyutils_wasm.set_backend("wasm")
+    gone = tmp_path / "gone.log"
+    gone.write_text("a\nb\n")
+    read, write = os.pipe()
+    with open(gone) as f:
+        gone.unlink()
+        for fd in (f.fileno(), read):
+            path = f"/proc/self/fd/{fd}"
+            g = grant(path)
+            assert (g.unnamed, g.preopen) == (os.fsencode(path), None)
+            with pytest.raises(CapabilityDeniedError):
+                grant(path, [b"/"])
+        assert skyutils_wasm.read_last_n_lines(f"/proc/self/fd/{f.fileno()}", 5) == ["a\n", "b"]
+    os.close(read)
+    os.close(write)

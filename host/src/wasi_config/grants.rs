@@ -105,18 +105,38 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        match std::env::current_dir() {
-            Ok(cwd) => cwd.join(path),
-            Err(_) => path.to_path_buf(),
+        // `getcwd` names a working directory in another mount namespace
+        // from that namespace's root: a different directory here.
+        match (std::env::current_dir(), std::fs::metadata(".")) {
+            (Ok(cwd), Ok(here)) if is_named_by(&here, &cwd) => cwd.join(path),
+            _ => path.to_path_buf(),
         }
     };
     let (resolved, missing_child) = resolve(&absolute);
+    // A path that exists but has no name here (see [`is_named_by`]; a pipe
+    // or a deleted file behind `/proc/self/fd`): no guest path reaches it.
+    let nameless =
+        (resolved.is_none() || missing_child.is_some()) && std::fs::metadata(path).is_ok();
+    if nameless {
+        if let FileAccess::AllowDirs(allowed) = access {
+            return Err(CallError::CapabilityDenied(format!(
+                "{}: outside the allowed directories ({})",
+                repr_fsdecoded(path.as_os_str().as_encoded_bytes()),
+                allowed
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
     if (resolved.is_none() || missing_child.is_some())
         && matches!(access, FileAccess::PerCall)
-        && too_long(path)
+        && (nameless || too_long(path))
     {
         // The OS refuses the path itself (ENAMETOOLONG), which no guest
-        // path can reproduce: the host opens the caller's path, as upstream.
+        // path can reproduce, or the file has no name: the host opens the
+        // caller's path, as upstream.
         return Ok(PathGrant {
             unnamed: Some(path.to_path_buf()),
             ..unchanged()
@@ -335,11 +355,30 @@ fn real_path(path: &Path) -> Option<(PathBuf, bool)> {
     if let Some(found) = real_path_by_fd(path) {
         return Some(found);
     }
-    let is_dir = std::fs::metadata(path).ok()?.is_dir();
-    Some((path.canonicalize().ok()?, is_dir))
+    let meta = std::fs::metadata(path).ok()?;
+    let real = path.canonicalize().ok()?;
+    is_named_by(&meta, &real).then_some((real, meta.is_dir()))
 }
 
-/// [`real_path`] in four system calls whatever the depth (`canonicalize`
+/// Whether `name` names the file `meta` describes. A file this process's
+/// root does not reach (in a lazily unmounted directory, or another mount
+/// namespace's, through `/proc/PID/root` or a descriptor) is named from its
+/// own mount's root, and `/proc`'s links read that way too: the name is
+/// some other file here, or none, and must not be granted.
+fn is_named_by(meta: &std::fs::Metadata, name: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(name).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (meta, name);
+        true
+    }
+}
+
+/// [`real_path`] in five system calls whatever the depth (`canonicalize`
 /// makes one per component): the kernel resolves `path` into an `O_PATH`
 /// descriptor (search permission checked on the way, as by `stat`), whose
 /// name `/proc/self/fd` gives. `None` (use `canonicalize`) when `/proc` is
@@ -354,10 +393,10 @@ fn real_path_by_fd(path: &Path) -> Option<(PathBuf, bool)> {
         .custom_flags(libc::O_PATH)
         .open(path)
         .ok()?;
-    let is_dir = file.metadata().ok()?.is_dir();
+    let meta = file.metadata().ok()?;
     let name = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
     let plain = name.is_absolute() && !name.as_os_str().as_encoded_bytes().ends_with(b" (deleted)");
-    plain.then_some((name, is_dir))
+    (plain && is_named_by(&meta, &name)).then_some((name, meta.is_dir()))
 }
 
 /// The canonical form of the longest prefix of `path` that resolves (and
@@ -451,6 +490,29 @@ mod tests {
         }
         for p in ["missing", "a/b/f.log/x", "loop"] {
             assert_eq!(real_path(&root.join(p)), None, "{p}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn files_without_a_name_are_opened_by_the_host() {
+        use std::os::unix::io::AsRawFd;
+        let tmp = tempfile::tempdir().unwrap();
+        let gone = tmp.path().join("gone.log");
+        std::fs::write(&gone, "x\n").unwrap();
+        let open = std::fs::File::open(&gone).unwrap();
+        std::fs::remove_file(&gone).unwrap();
+        let (read, write) = std::os::unix::net::UnixStream::pair().unwrap();
+        for fd in [open.as_raw_fd(), read.as_raw_fd(), write.as_raw_fd()] {
+            let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
+            let g = per_call(&path);
+            assert_eq!(
+                (g.unnamed.as_deref(), g.preopen),
+                (Some(path.as_path()), None)
+            );
+            let strict = FileAccess::AllowDirs(vec![PathBuf::from("/")]);
+            let refused = grant(&path, &strict).unwrap_err();
+            assert_eq!(refused.python_class(), "PermissionError", "{path:?}");
         }
     }
 

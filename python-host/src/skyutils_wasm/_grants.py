@@ -119,15 +119,38 @@ def _realpath(p: bytes) -> bytes | None:
     # ``name`` is a directory, not that it may be searched: the OS's own
     # ``stat`` decides first (``noperm/../f`` is a PermissionError).
     try:
-        os.stat(p)
+        st = os.stat(p)
     except (OSError, ValueError):
         return None
     if _C_REALPATH is not None:
-        return _C_REALPATH(p)
+        real = _C_REALPATH(p)
+    else:
+        try:
+            real = os.path.realpath(p, strict=True)
+        except (OSError, ValueError):
+            return None
+    return real if real is not None and _names(st, real) else None
+
+
+def _names(st: os.stat_result, name: bytes) -> bool:
+    """Whether ``name`` names the file ``st`` describes. A file this
+    process's root does not reach (in a lazily unmounted directory, or
+    another mount namespace's, through ``/proc/PID/root``) is named from its
+    own mount's root, ``getcwd`` and ``/proc``'s links too: that name is some
+    other file here, or none, and must not be granted."""
     try:
-        return os.path.realpath(p, strict=True)
+        found = os.stat(name)
     except (OSError, ValueError):
-        return None
+        return False
+    return (found.st_dev, found.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _exists(p: bytes) -> bool:
+    try:
+        os.stat(p)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _resolve(absolute: bytes) -> tuple[bytes | None, bytes | None]:
@@ -195,10 +218,18 @@ def grant(path: PathArg, allowed: Sequence[bytes] | None = None) -> PathGrant:
         absolute = p
     else:
         try:
-            absolute = os.path.join(os.getcwdb(), p)
+            cwd = os.getcwdb()
+            absolute = os.path.join(cwd, p) if _names(os.stat(b"."), cwd) else p
         except OSError:
             absolute = p
     resolved, missing = _resolve(absolute)
+    if (resolved is None or missing) and _exists(p):
+        # It exists but has no name here (see :func:`_names`; a pipe or a
+        # deleted file behind ``/proc/self/fd``): no guest path reaches it.
+        if allowed is not None:
+            shown = ", ".join(os.fsdecode(a) for a in allowed)
+            raise CapabilityDeniedError(f"{path!r}: outside the allowed directories ({shown})")
+        return PathGrant(path, "", None, p)
     if (resolved is None or missing) and allowed is None and _too_long(p):
         # The OS refuses the path itself (ENAMETOOLONG), which no guest
         # path can reproduce: answered without the guest, as upstream fails.

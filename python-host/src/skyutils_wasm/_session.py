@@ -13,6 +13,7 @@ import ctypes
 import os
 import re
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import wasmtime
@@ -55,6 +56,17 @@ def _deadline_ticks(deadline: float | None) -> int:
     return _NO_DEADLINE_TICKS if deadline is None else int(deadline / EPOCH_TICK_S) + 1
 
 
+def _stderr_sink(buf: bytearray) -> Callable[[bytes], None]:
+    """A guest stderr callback keeping the first :data:`_STDERR_CAP` bytes
+    in ``buf`` (and referencing nothing else)."""
+
+    def on_stderr(data: bytes) -> None:
+        if len(buf) < _STDERR_CAP:
+            buf.extend(data[: _STDERR_CAP - len(buf)])
+
+    return on_stderr
+
+
 def _memory_cap_name(limit: int) -> str:
     return "the wasm32 maximum" if limit >= WASM32_MAX_MEMORY else "the memory limit asked for"
 
@@ -93,7 +105,10 @@ class Session:
         store.set_limits(memory_size=limits.memory_limit)
         wasi = wasmtime.WasiConfig()
         wasi.env = list(env.items())
-        wasi.stderr_custom = self._on_stderr
+        # Not a bound method: wasmtime-py keeps the callback in a global slab
+        # until the store's WASI context is dropped, so a callback holding
+        # this session would keep the session, and so its store, alive forever.
+        wasi.stderr_custom = _stderr_sink(self.stderr)
         opened: list[int] = []
         try:
             for host, guest in preopens:
@@ -120,10 +135,6 @@ class Session:
                 raise self._trap(e) from None
             raise PluginLoadError(f"component could not be instantiated: {e}") from None
         self.funcs: dict[tuple[str, str], Export] = {}
-
-    def _on_stderr(self, data: bytes) -> None:
-        if len(self.stderr) < _STDERR_CAP:
-            self.stderr += data[: _STDERR_CAP - len(self.stderr)]
 
     def _arm(self) -> None:
         """Arms the per-call limits, before instantiation and before each
@@ -195,6 +206,18 @@ class Session:
                 self.successor = self.rt.session(*self._config, self.limits)
             successor = self.successor
         return successor.call(iface, name, *args)
+
+    def call_serving(self, iface: str, name: str, *args: Any) -> tuple[Session, Any]:
+        """:meth:`call`, with the session that ran it (this one, or the
+        successor a discarded one passed it to): a resource in the result
+        lives there, so its methods must be called on that session."""
+        with self.lock:
+            if self.dead is None:
+                return self, self.call(iface, name, *args)
+            if self.successor is None:
+                self.successor = self.rt.session(*self._config, self.limits)
+            successor = self.successor
+        return successor.call_serving(iface, name, *args)
 
     def _trap(self, e: Exception) -> SandboxError:
         text = str(e)

@@ -231,7 +231,10 @@ class WasmBackend:
             r = s.call("files", "read-last-n-lines", g.guest, n, chunk, errors)
             return self._ok(r, g)  # type: ignore[no-any-return]
         page = _tails.PAGE_BYTES
-        r = s.call("tails", "read-last-n-lines", g.guest, n, chunk, errors, page, _tails.PAGE_ITEMS)
+        # The tail's resource lives in the session that ran the call.
+        s, r = s.call_serving(
+            "tails", "read-last-n-lines", g.guest, n, chunk, errors, page, _tails.PAGE_ITEMS
+        )
         return self._pages(s, self._ok(r, g), "[method]tail.next-lines", page)
 
     def read_last_n_raw(self, path: PathArg, n: int, chunk: int) -> list[bytes]:
@@ -243,7 +246,9 @@ class WasmBackend:
             r = s.call("files", "read-last-n-raw", g.guest, n, chunk)
             return self._ok(r, g)  # type: ignore[no-any-return]
         page = _tails.RAW_PAGE_BYTES
-        r = s.call("tails", "read-last-n-raw", g.guest, n, chunk, page, _tails.PAGE_ITEMS)
+        s, r = s.call_serving(
+            "tails", "read-last-n-raw", g.guest, n, chunk, page, _tails.PAGE_ITEMS
+        )
         items = self._pages(s, self._ok(r, g), "[method]tail.next-raw", page)
         # Each piece crossed as the Latin-1 characters of its bytes.
         return [item.encode("latin-1") for item in items]
@@ -287,7 +292,9 @@ class WasmBackend:
         if g.unnamed is not None:
             return self._unnamed(g).hash_file(path, hash_alg)
         s = self._file_session([g])
-        res = self._ok(s.call("files", "hash-file", g.guest, hash_alg), g)
+        # The hasher lives in the session that ran the call.
+        s, r = s.call_serving("files", "hash-file", g.guest, hash_alg)
+        res = self._ok(r, g)
         info = s.call("files", "[method]hasher.info", res)
         return WasmHash(s, res, info)
 
