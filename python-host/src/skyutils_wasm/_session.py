@@ -202,9 +202,7 @@ class Session:
                     raise
             if name.startswith("["):  # [method], [static], [constructor]
                 raise SandboxError(f"sandbox instance was discarded after: {self.dead}")
-            if self.successor is None:
-                self.successor = self.rt.session(*self._config, self.limits)
-            successor = self.successor
+            successor = self._successor()
         return successor.call(iface, name, *args)
 
     def call_serving(self, iface: str, name: str, *args: Any) -> tuple[Session, Any]:
@@ -214,10 +212,15 @@ class Session:
         with self.lock:
             if self.dead is None:
                 return self, self.call(iface, name, *args)
-            if self.successor is None:
-                self.successor = self.rt.session(*self._config, self.limits)
-            successor = self.successor
+            successor = self._successor()
         return successor.call_serving(iface, name, *args)
+
+    def _successor(self) -> Session:
+        """The fresh instance, with the same grants, that serves the calls
+        which find this one discarded (made once; under the lock)."""
+        if self.successor is None:
+            self.successor = self.rt.session(*self._config, self.limits)
+        return self.successor
 
     def _trap(self, e: Exception) -> SandboxError:
         text = str(e)
