@@ -28,17 +28,23 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-def test_every_vector_on_the_public_conversion(tmp_path: Path) -> None:
+def _pytest_on_public(tmp_path: Path, tests: str, select: str) -> str:
+    """Runs ``pytest tests -k select`` with the public conversion forced;
+    its summary line, after checking it passed."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_vectors.py", "-k", "wasm or conversion_in_use"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tests, "-k", select],
         cwd=HERE, env=_env(tmp_path), capture_output=True, text=True,
     )  # fmt: skip
-    summary = proc.stdout.strip().splitlines()[-1]
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert "skipped" not in summary and "failed" not in summary, summary
+    return summary
+
+
+def test_every_vector_on_the_public_conversion(tmp_path: Path) -> None:
+    summary = _pytest_on_public(tmp_path, "tests/test_vectors.py", "wasm or conversion_in_use")
     # Every wasm vector plus the check that the public conversion was in use.
     assert summary.startswith(f"{len(VECTORS) + 1} passed, "), summary
-    assert "skipped" not in summary and "failed" not in summary
 
 
 def test_host_fact_exceptions_and_discarded_instances_on_the_public_conversion(
@@ -47,13 +53,8 @@ def test_host_fact_exceptions_and_discarded_instances_on_the_public_conversion(
     """The threaded host-fact tests of test_hostfacts.py, with every value
     converted by wasmtime-py: exceptions reach their own thread, Ctrl-C
     too, and calls queued on a discarded instance still answer."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_hostfacts.py", "-k", "thread or interrupt or queued or out_of"],
-        cwd=HERE, env=_env(tmp_path), capture_output=True, text=True,
-    )  # fmt: skip
-    summary = proc.stdout.strip().splitlines()[-1]
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    select = "thread or interrupt or queued or out_of"
+    summary = _pytest_on_public(tmp_path, "tests/test_hostfacts.py", select)
     assert summary.startswith("9 passed, "), summary
 
 
