@@ -84,6 +84,10 @@ def rust_rows(t: dict[str, float]) -> list[Row]:
                             f"read_last_n_lines/100MiB_n{n}/component", "no growth with file size (≤ 1.5x)", lambda a, b: a <= 1.5 * b))
         goal, met = ("≤ 2.5x native", lambda a, b: a <= 2.5 * b) if n == 10 else ("informative", None)
         rows.append(compare(t, f"read_last_n_lines 1 GiB n={n}", f"read_last_n_lines/1GiB_n{n}/component", f"read_last_n_lines/1GiB_n{n}/native", goal, met))
+    rows.append(compare(t, "read_last_n_lines 1 GiB n=10: the floor", "read_last_n_lines/1GiB_n10/native_with_sandbox_syscalls", "read_last_n_lines/1GiB_n10/native",
+                        "informative (the native tail plus the sandbox's system calls)", None))
+    rows.append(compare(t, "read_last_n_lines 1 GiB n=10", "read_last_n_lines/1GiB_n10/component", "read_last_n_lines/1GiB_n10/native_with_sandbox_syscalls",
+                        "informative (component vs its floor)", None))
     rows.append(compare(t, "estimate_fd_for_directory 10k entries", "dir_10k/estimate_fd_for_directory/component", "dir_10k/estimate_fd_for_directory/native", "≤ 3x native", lambda a, b: a <= 3 * b))
     rows.append(compare(t, "estimate_fd_for_directory 10k entries: the floor", "dir_10k/estimate_fd_for_directory/native_listing_with_metadata", "dir_10k/estimate_fd_for_directory/native",
                         "informative (wasmtime-wasi's listing stats every entry)", None))
