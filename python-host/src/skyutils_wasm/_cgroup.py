@@ -49,10 +49,10 @@ def read(root: str | None, controller: str) -> tuple[bool, list[str | None]]:
     except (OSError, ValueError):
         v2 = False
     v2_files, v1_files = files[controller]
-    return v2, [read_text(f) for f in (v2_files if v2 else v1_files)]
+    return v2, [_read_text(f) for f in (v2_files if v2 else v1_files)]
 
 
-def read_text(path: str) -> str | None:
+def _read_text(path: str) -> str | None:
     """A regular file's whole content (symlinks followed), checked on the
     open descriptor so that nothing swapped in after a check is read."""
     try:

@@ -97,28 +97,14 @@ def decode_pieces(pieces: list[bytes], encoding: str, errors: str) -> list[str]:
     return [s + "\n" for s in out[:-1]] + out[-1:]
 
 
-def _read_text(path: str) -> str | None:
-    """A cgroup file's text as the wasm backend's host reads it: None unless
-    a regular UTF-8 file (a FIFO is not waited on, a device not read)."""
-    return _cgroup.read_text(path)
-
-
-def _cgroup_path(rel: str) -> str | None:
-    root = SETTINGS.cgroup_root
-    return None if root is None else os.path.join(root, rel)
-
-
-def _is_cgroup_v2() -> bool:
-    p = _cgroup_path("cgroup.controllers")
-    return p is not None and os.path.isfile(p)
-
-
 def cgroup_cpu_limit() -> float | None:
-    """quota/period of the root cgroup, or None (SPEC 4.7 step 3)."""
+    """quota/period of the root cgroup, or None (SPEC 4.7 step 3). The
+    files are read as the wasm backend's host reads them (:mod:`._cgroup`:
+    a FIFO is not waited on, a device not read)."""
+    v2, texts = _cgroup.read(SETTINGS.cgroup_root, "cpu")
     try:
-        if _is_cgroup_v2():
-            p = _cgroup_path("cpu.max")
-            text = _read_text(p) if p else None
+        if v2:
+            text = texts[0]
             if text is None:
                 return None
             parts = text.strip().split()
@@ -130,27 +116,20 @@ def cgroup_cpu_limit() -> float | None:
                     return None
                 return quota / period
             return None
-        q = _cgroup_path("cpu/cpu.cfs_quota_us")
-        p = _cgroup_path("cpu/cpu.cfs_period_us")
-        qt = _read_text(q) if q else None
-        if qt is None:
-            return None
-        pt = _read_text(p) if p else None
-        if pt is None:
+        qt, pt = texts
+        if qt is None or pt is None:
             return None
         quota, period = float(qt.strip()), float(pt.strip())
         if quota > 0 and period > 0:
             return quota / period
         return None
-    except (ValueError, OSError):
+    except ValueError:
         return None
 
 
 def cgroup_memory_limit() -> int | None:
     """The root cgroup memory limit in bytes, or None (SPEC 4.8 step 4)."""
-    rel = "memory.max" if _is_cgroup_v2() else "memory/memory.limit_in_bytes"
-    p = _cgroup_path(rel)
-    text = _read_text(p) if p else None
+    text = _cgroup.read(SETTINGS.cgroup_root, "memory")[1][0]
     if text is None:
         return None
     text = text.strip()
