@@ -427,6 +427,27 @@ fn a_path_through_an_unsearchable_directory_fails_as_upstream() {
         format!("{dir}/five.txt"),
     ];
     assert_eq!(run(&plain), json!(["l4\n", "l5"]));
+    // A directory that may be searched but not read: its files read, by a
+    // plain path or through `..`, and listing it fails as upstream's does.
+    let search_only = tmp.path().join("search-only");
+    std::fs::create_dir(&search_only).unwrap();
+    std::fs::write(search_only.join("f.txt"), "a\nb\nc\n").unwrap();
+    std::fs::set_permissions(&search_only, std::fs::Permissions::from_mode(0o311)).unwrap();
+    let tail = |p: String| vec!["read-last-n-lines".into(), "-n".into(), "2".into(), p];
+    assert_eq!(
+        run(&tail(format!("{dir}/search-only/f.txt"))),
+        json!(["b\n", "c"])
+    );
+    assert_eq!(
+        run(&tail(format!("{dir}/sub/../search-only/f.txt"))),
+        json!(["b\n", "c"])
+    );
+    let listed = format!("{dir}/search-only");
+    assert_eq!(
+        run(&["estimate-fd".into(), listed.clone()]),
+        json!({"error": "PermissionError", "message": format!("[Errno 13] Permission denied: '{listed}'")})
+    );
+    std::fs::set_permissions(&search_only, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&noperm, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 

@@ -268,8 +268,20 @@ fn is_char_boundary(bytes: &[u8], i: usize) -> bool {
 
 /// Line `piece` decoded as `read_last_n_lines` returns it.
 fn decode_line(piece: &[u8], errors: DecodeErrors, last: bool) -> Result<String> {
-    let mut line = decode_piece(piece, errors)?;
-    line.truncate(line.trim_end_matches('\r').len());
+    let mut line = match std::str::from_utf8(piece) {
+        // Valid text (the usual line) is copied once, into its final size.
+        Ok(text) => {
+            let text = text.trim_end_matches('\r');
+            let mut line = String::with_capacity(text.len() + 1);
+            line.push_str(text);
+            line
+        }
+        Err(_) => {
+            let mut line = decode_piece(piece, errors)?;
+            line.truncate(line.trim_end_matches('\r').len());
+            line
+        }
+    };
     if !last {
         line.push('\n');
     }
@@ -328,10 +340,13 @@ fn read_tail(
         };
         let got = read_up_to(file, buf)?;
         buf.truncate(got);
-        newlines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        newlines += count_newlines(buf, n + 1 - newlines);
         seen += len;
     }
     if seen <= KEEP_BLOCKS {
+        if blocks.len() == 1 {
+            return Ok(blocks.swap_remove(0));
+        }
         blocks.reverse();
         return Ok(blocks.concat());
     }
@@ -383,10 +398,11 @@ fn last_lines(data: &[u8], n: u64) -> Vec<Range<usize>> {
         return Vec::new();
     }
     let body = data.strip_suffix(b"\n").unwrap_or(data);
-    let mut lines = Vec::new();
+    let mut lines = Vec::with_capacity(n.min(1024) as usize);
     let mut end = body.len();
+    let mut newlines = memchr::memrchr_iter(b'\n', body);
     while (lines.len() as u64) < n {
-        match body[..end].iter().rposition(|&b| b == b'\n') {
+        match newlines.next() {
             Some(i) => {
                 lines.push(i + 1..end);
                 end = i;
@@ -401,8 +417,32 @@ fn last_lines(data: &[u8], n: u64) -> Vec<Range<usize>> {
     lines
 }
 
+/// How many `\n` bytes `buf` holds, counted up to `limit` (the tail only
+/// needs to know when it holds more than `n`): found from the end while
+/// `limit` is small next to `buf` (a log's last lines end near it), else all
+/// counted. Each run of up to 240 bytes is counted in a byte, which a
+/// compiler vectorises a full register at a time (a `u64` count per byte
+/// would widen every byte to a 64-bit lane first).
+fn count_newlines(buf: &[u8], limit: u64) -> u64 {
+    if limit < (buf.len() / 64) as u64 {
+        return memchr::memrchr_iter(b'\n', buf)
+            .take(limit as usize)
+            .count() as u64;
+    }
+    let all: u64 = buf
+        .chunks(240)
+        .map(|run| u64::from(run.iter().fold(0u8, |k, &b| k + u8::from(b == b'\n'))))
+        .sum();
+    all.min(limit)
+}
+
 /// Decodes one piece as UTF-8 with Python's `errors` semantics.
 fn decode_piece(piece: &[u8], errors: DecodeErrors) -> Result<String> {
+    // `from_utf8` checks ASCII a word at a time; the decoders below go byte
+    // by byte, so they only see pieces that need them.
+    if let Ok(text) = std::str::from_utf8(piece) {
+        return Ok(text.to_owned());
+    }
     match errors {
         DecodeErrors::Replace => Ok(String::from_utf8_lossy(piece).into_owned()),
         DecodeErrors::Ignore => Ok(piece.utf8_chunks().map(|c| c.valid()).collect()),
@@ -455,6 +495,19 @@ mod tests {
         assert_eq!(p(b"a\nb", 1), vec![b"b".to_vec()]);
         assert_eq!(p(b"a\nb\n", 0), Vec::<Vec<u8>>::new());
         assert_eq!(p(b"a\n\nb", 9), vec![b"a".to_vec(), vec![], b"b".to_vec()]);
+    }
+
+    #[test]
+    fn newlines_are_counted_across_runs() {
+        let mut data = b"ab\n\n".repeat(300);
+        data.extend(std::iter::repeat_n(b'\n', 700));
+        for len in [0, 1, 239, 240, 241, 1000, data.len()] {
+            let naive = data[..len].iter().filter(|&&b| b == b'\n').count() as u64;
+            for limit in [0, 1, 5, 11, 40, 100, 1000, u64::MAX] {
+                let counted = count_newlines(&data[..len], limit);
+                assert_eq!(counted, naive.min(limit), "{len} {limit}");
+            }
+        }
     }
 
     /// Takes every page of `text`'s lines and checks each page's bounds.

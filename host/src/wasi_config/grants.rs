@@ -47,13 +47,18 @@ pub struct PathGrant {
 /// itself when it is UTF-8, else a label under [`LABEL_ROOT`] made of the
 /// path's bytes in hex (unique per path, and no UTF-8 path is relabelled).
 pub fn guest_label(dir: &Path) -> String {
-    match guest_text(dir) {
-        Some(s) => s,
-        None => format!(
-            "{LABEL_ROOT}/{}",
-            hex::encode(dir.as_os_str().as_encoded_bytes())
-        ),
-    }
+    guest_text(dir).unwrap_or_else(|| hex_label(dir))
+}
+
+/// The label under [`LABEL_ROOT`] of host directory `dir`: its path's bytes
+/// in hex.
+fn hex_label(dir: &Path) -> String {
+    let bytes = dir.as_os_str().as_encoded_bytes();
+    let mut label = format!("{LABEL_ROOT}/").into_bytes();
+    let start = label.len();
+    label.resize(start + 2 * bytes.len(), 0);
+    hex::encode_to_slice(bytes, &mut label[start..]).expect("sized for the hex digits");
+    String::from_utf8(label).expect("ASCII")
 }
 
 /// A guest path that no preopen covers, so it does not exist there (for
@@ -101,6 +106,10 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
     };
     if path.as_os_str().is_empty() {
         return Ok(unchanged());
+    }
+    #[cfg(unix)]
+    if let (FileAccess::PerCall, Some(plain)) = (access, plain_grant(path)) {
+        return Ok(plain);
     }
     let absolute = if path.is_absolute() {
         path.to_path_buf()
@@ -190,9 +199,9 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
     } else {
         parent(&resolved)
     };
-    let root = match std::fs::File::open(&needed) {
-        Err(_) => parent(&needed),
-        Ok(_) => needed,
+    let root = match readable(&needed) {
+        false => parent(&needed),
+        true => needed,
     };
     let label = guest_label(&root);
     let inside = resolved.strip_prefix(&root).unwrap_or(Path::new(""));
@@ -252,6 +261,75 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
         preopen,
         unnamed: None,
     })
+}
+
+/// The grant of a path to a file or directory that is not a symlink, named
+/// by an absolute UTF-8 path whose last component is a name (not `.` or
+/// `..`, no trailing slash), in a directory that can be pre-opened for it
+/// (see [`readable`]): the guest opens that name under a preopen of the directory as the caller
+/// wrote it. The kernel walks the directory part (symlinks, `..`) when the
+/// preopen is opened, as upstream's `open` walks it, so nothing needs
+/// resolving: one `lstat` instead of [`resolve`]'s five calls and a `/proc`
+/// readlink. A directory part that is not plain (`..`, `.`, `//`) appears
+/// in the guest under a label ([`hex_label`]). `None`: [`grant`] resolves
+/// the path.
+#[cfg(unix)]
+fn plain_grant(path: &Path) -> Option<PathGrant> {
+    let text = path.to_str().filter(|t| t.starts_with('/'))?;
+    let (dir, name) = text.rsplit_once('/')?;
+    if matches!(name, "" | "." | "..") {
+        return None;
+    }
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if meta.file_type().is_symlink() {
+        return None;
+    }
+    let (root, name) = match (meta.is_dir(), dir) {
+        (true, _) => (text, None),
+        (false, "") => ("/", Some(name)),
+        (false, dir) => (dir, Some(name)),
+    };
+    // On Linux wasmtime-wasi opens a preopen `O_PATH`, which needs only the
+    // search permission the `lstat` just had: a file's directory needs no
+    // more. One the guest lists must be readable.
+    if name.is_none() || !cfg!(target_os = "linux") {
+        readable(Path::new(root)).then_some(())?;
+    }
+    let plain = root == "/" || root[1..].split('/').all(|c| !matches!(c, "" | "." | ".."));
+    let label = match plain {
+        true => root.to_string(),
+        false => hex_label(Path::new(root)),
+    };
+    Some(PathGrant {
+        display: path.to_path_buf(),
+        guest: match name {
+            Some(name) => join(&label, Path::new(name))?,
+            None => label.clone(),
+        },
+        preopen: Some((PathBuf::from(root), label)),
+        unnamed: None,
+    })
+}
+
+/// Whether this process may read directory `dir`, which a preopen needs:
+/// the guest lists a preopen by reading it, so one this process cannot read
+/// would list as empty or fail otherwise than upstream. `faccessat` with
+/// the effective ids makes `open`'s check without opening (Unix); Windows
+/// opens it.
+fn readable(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::R_OK, libc::AT_EACCESS) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::File::open(dir).is_ok()
+    }
 }
 
 impl PathGrant {
@@ -548,6 +626,39 @@ mod tests {
         let below_file = per_call(Path::new(&format!("{}/x", s(&root.join("d/f.txt")))));
         assert_eq!(below_file.preopen, preopen_of(&root.join("d")));
         assert_eq!(per_call(Path::new("")).preopen, None);
+    }
+
+    #[test]
+    fn a_plain_path_is_granted_as_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d/f.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("d"), root.join("dirlink")).unwrap();
+        // Symlinked directories on the way are the kernel's to walk.
+        let through = root.join("dirlink/f.txt");
+        let g = per_call(&through);
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        assert_eq!(
+            (g.guest.as_str(), g.preopen, g.unnamed),
+            (
+                s(&through).as_str(),
+                Some((root.join("dirlink"), s(&root.join("dirlink")))),
+                None
+            )
+        );
+        // A final symlink is resolved, `dirlink` as any other.
+        let dir = per_call(&root.join("dirlink"));
+        assert_eq!(dir.guest, s(&root.join("d")));
+        // `..` on the way: the directory as written, under a label.
+        let dotted = Path::new(&format!("{}/d/../d/f.txt", s(&root))).to_path_buf();
+        let g = per_call(&dotted);
+        let host_dir = PathBuf::from(format!("{}/d/../d", s(&root)));
+        let label = hex_label(&host_dir);
+        assert_eq!(
+            (g.guest, g.preopen),
+            (format!("{label}/f.txt"), Some((host_dir, label)))
+        );
     }
 
     #[test]
