@@ -35,6 +35,7 @@ pub const CPU_LIMIT_VAR: &str = "SKYPILOT_POD_CPU_CORE_LIMIT";
 pub const MEMORY_GB_VAR: &str = "SKYPILOT_POD_MEMORY_GB_LIMIT";
 /// `SKYPILOT_POD_MEMORY_BYTES_LIMIT`: overrides `get_mem_size_gb` (bytes).
 pub const MEMORY_BYTES_VAR: &str = "SKYPILOT_POD_MEMORY_BYTES_LIMIT";
-/// Every environment variable the guest reads (a host that runs this
-/// guest need not give it any other).
+/// Every environment variable the guest reads, all in its `system`
+/// functions (its `text` and `files` functions read none): a host that runs
+/// this guest need not give it any other.
 pub const POD_ENV_VARS: [&str; 3] = [CPU_LIMIT_VAR, MEMORY_GB_VAR, MEMORY_BYTES_VAR];

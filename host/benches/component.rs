@@ -23,7 +23,7 @@ const SENTENCE: &str =
 fn data_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    dir.canonicalize().unwrap()
 }
 
 /// A file of `size` bytes made by `fill`, created once and reused.

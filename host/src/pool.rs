@@ -168,6 +168,15 @@ impl Sessions {
         f: impl FnOnce(&mut Session) -> wasmtime::Result<T>,
     ) -> Result<T, Error> {
         let config = WasiConfig::for_call(&self.policy, grants, cgroups, self.runtime.env_reads)?;
+        self.run(config, f)
+    }
+
+    /// Runs `f` on an instance with exactly `config`: an idle one, or a new one.
+    fn run<T: OutputSize>(
+        &self,
+        config: WasiConfig,
+        f: impl FnOnce(&mut Session) -> wasmtime::Result<T>,
+    ) -> Result<T, Error> {
         let session = match self.pool.take(&config) {
             Some(session) => session,
             None => self.open(config)?,
@@ -205,15 +214,45 @@ impl Sessions {
         by_name: impl FnOnce(&mut Session, &str) -> wasmtime::Result<WitResult<T>>,
         opened: impl FnOnce(&mut Session, Lent, &str) -> wasmtime::Result<WitResult<T>>,
     ) -> Result<T, Error> {
-        let result = self.call(std::slice::from_ref(g), Cgroups::Hidden, |s| {
-            match &g.unnamed {
-                None => by_name(s, &g.guest),
-                Some(host_path) if exists_first && std::fs::metadata(host_path).is_err() => {
-                    opened(s, Err(skyutils_common::error::ENOENT), &g.guest)
-                }
-                Some(host_path) => s.with_lent_file(host_path, |s, file| opened(s, file, &g.guest)),
+        let result = self.run(self.files_config(g)?, |s| match &g.unnamed {
+            None => by_name(s, &g.guest),
+            Some(host_path) if exists_first && std::fs::metadata(host_path).is_err() => {
+                opened(s, Err(skyutils_common::error::ENOENT), &g.guest)
             }
+            Some(host_path) => s.with_lent_file(host_path, |s, file| opened(s, file, &g.guest)),
         })?;
         result.map_err(|e| Error::Call(display_error(e.into(), g)))
+    }
+
+    /// The configuration of a `files` call on grant `g`: only the variables
+    /// those functions read (none in the embedded component), so a call
+    /// looks up none in a long environment (a Kubernetes pod's).
+    fn files_config(&self, g: &PathGrant) -> Result<WasiConfig, Error> {
+        let grants = std::slice::from_ref(g);
+        let env_reads = self.runtime.files_env_reads;
+        WasiConfig::for_call(&self.policy, grants, Cgroups::Hidden, env_reads)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_calls_of_the_embedded_component_see_no_environment() {
+        let limit = ("SKYPILOT_POD_CPU_CORE_LIMIT".to_string(), "7".to_string());
+        let policy = Policy {
+            env_override: Some(vec![limit.clone()]),
+            ..Policy::default()
+        };
+        let sessions = Sessions::new(Runtime::embedded(false).unwrap(), policy);
+        let g =
+            crate::wasi_config::grants::grant(std::path::Path::new("/"), &sessions.policy.files)
+                .unwrap();
+        assert_eq!(sessions.files_config(&g).unwrap().env, vec![]);
+        let runtime = &sessions.runtime;
+        let system =
+            WasiConfig::for_call(&sessions.policy, &[], Cgroups::Hidden, runtime.env_reads);
+        assert_eq!(system.unwrap().env, vec![limit]);
     }
 }

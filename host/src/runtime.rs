@@ -71,6 +71,10 @@ pub struct Runtime {
     /// embedded one: [`skyutils_common::POD_ENV_VARS`]); `None` for a
     /// plugin, which may read any variable the policy allows.
     pub(crate) env_reads: Option<&'static [&'static str]>,
+    /// The variables the component's `files` functions are known to read:
+    /// none for the embedded one (only its `system` functions read any);
+    /// `None` for a plugin.
+    pub(crate) files_env_reads: Option<&'static [&'static str]>,
 }
 
 impl Runtime {
@@ -88,6 +92,7 @@ impl Runtime {
             opened_files: opened_files::GuestIndices::new(&pre).ok(),
             system: system::GuestIndices::new(&pre).ok(),
             env_reads: None,
+            files_env_reads: None,
             pre,
         })
     }
@@ -103,6 +108,7 @@ impl Runtime {
                 .map(|runtime| {
                     Arc::new(Runtime {
                         env_reads: Some(&skyutils_common::POD_ENV_VARS),
+                        files_env_reads: Some(&[]),
                         ..runtime
                     })
                 })
