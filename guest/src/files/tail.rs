@@ -421,8 +421,8 @@ fn last_lines(data: &[u8], n: u64) -> Vec<Range<usize>> {
 /// needs to know when it holds more than `n`): found from the end while
 /// `limit` is small next to `buf` (a log's last lines end near it), else all
 /// counted. Each run of up to 240 bytes is counted in a byte, which a
-/// compiler vectorises a full register at a time (a `u64` count per byte
-/// would widen every byte to a 64-bit lane first).
+/// compiler vectorises a full register at a time (counting into a `u64`
+/// widened every byte to a 32-bit lane: 4 bytes a step in wasm).
 fn count_newlines(buf: &[u8], limit: u64) -> u64 {
     if limit < (buf.len() / 64) as u64 {
         return memchr::memrchr_iter(b'\n', buf)
