@@ -310,6 +310,55 @@ fn tailing(c: &mut Criterion) {
             })
         });
     }
+    // The guest's four WASI operations for this tail (`open-at`, `stat`, one
+    // 8 KiB `read` at an offset, the close) called on wasmtime-wasi from
+    // Rust, without wasm, and the same system calls made natively: what
+    // wasmtime-wasi adds to each operation (its resource table, the
+    // async-to-sync bridge, `open-at`'s own `statx`, the read's new buffer).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        use wasmtime::component::Resource;
+        use wasmtime_wasi::filesystem::WasiFilesystemView;
+        use wasmtime_wasi::p2::bindings::filesystem::preopens::Host as _;
+        use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
+            DescriptorFlags, HostDescriptor, OpenFlags, PathFlags,
+        };
+        let dir = big.parent().unwrap();
+        let name = big.file_name().unwrap().to_str().unwrap();
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_blocking_current_thread(true);
+        wasi.preopened_dir(dir, "/d", wasmtime_wasi::FsPerms::ReadOnly)
+            .unwrap();
+        let mut state = Bare {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+        };
+        let (preopen, _) = state.filesystem().get_directories().unwrap().remove(0);
+        g.bench_function("1GiB_n10/wasi_operations", |b| {
+            b.iter(|| {
+                let mut fs = state.filesystem();
+                let at = Resource::new_borrow(preopen.rep());
+                let (path, read) = (PathFlags::SYMLINK_FOLLOW, DescriptorFlags::READ);
+                let fd = fs
+                    .open_at(at, path, name.to_string(), OpenFlags::empty(), read)
+                    .unwrap();
+                let size = fs.stat(Resource::new_borrow(fd.rep())).unwrap().size;
+                let block = fs.read(Resource::new_borrow(fd.rep()), 8192, size - 8192);
+                black_box(block.unwrap());
+                HostDescriptor::drop(&mut fs, fd).unwrap();
+            })
+        });
+        g.bench_function("1GiB_n10/native_operations", |b| {
+            b.iter(|| {
+                let file = std::fs::File::open(&big).unwrap();
+                let size = file.metadata().unwrap().len();
+                let mut block = vec![0u8; 8192];
+                black_box(file.read_at(&mut block, size - 8192).unwrap());
+                black_box(block);
+            })
+        });
+    }
     g.finish();
 }
 
