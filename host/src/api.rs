@@ -13,7 +13,7 @@ use crate::policy::Policy;
 use crate::pool::Sessions;
 use crate::runtime::Runtime;
 use crate::session::Session;
-use crate::wasi_config::grants::{display_error, grant, PathGrant};
+use crate::wasi_config::grants::{display_error_among, grant, PathGrant};
 use crate::wasi_config::Cgroups;
 use crate::Error;
 
@@ -288,10 +288,7 @@ impl Utils {
             let (system, s) = s.system()?;
             system.call_get_max_workers_for_file_mounts(s, &mounts, cloud_str)
         })?;
-        let workers = result.map_err(|e| {
-            let err = grants.iter().fold(e.into(), display_error);
-            Error::Call(err)
-        })?;
+        let workers = result.map_err(|e| Error::Call(display_error_among(e.into(), &grants)))?;
         let warning = workers
             .low_fd_warning
             .filter(|_| !LOW_FD_WARNED.swap(true, Ordering::SeqCst));

@@ -528,6 +528,19 @@ pub fn display_error(err: CallError, grant: &PathGrant) -> CallError {
     }
 }
 
+/// [`display_error`] for a call on several grants (`get_max_workers_for_file_mounts`'s
+/// sources): only the grant the error is about (the first whose guest path
+/// is the error's file name) maps it, so another source's path that is a
+/// prefix of, or the same directory as, the failing one never rewrites it.
+/// An error that names no grant's guest path goes through every grant.
+pub fn display_error_among(err: CallError, grants: &[PathGrant]) -> CallError {
+    let filename = err.clone().into_os().ok().and_then(|(_, os)| os.filename);
+    match filename.and_then(|f| grants.iter().find(|g| g.guest == f)) {
+        Some(g) => display_error(err, g),
+        None => grants.iter().fold(err, display_error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,6 +750,32 @@ mod tests {
         assert_eq!(
             shown.message(),
             "[Errno 2] No such file or directory: 'caf\\udce9'"
+        );
+    }
+
+    #[test]
+    fn an_error_among_several_grants_names_the_failing_source() {
+        let grant = |display: &str, guest: &str| PathGrant {
+            display: display.into(),
+            guest: guest.into(),
+            preopen: None,
+            unnamed: None,
+        };
+        let denied = || CallError::from_errno(13, Some("/t/p/s311"));
+        // Another source whose guest path is a prefix of the failing one's.
+        let prefix = [grant("/t/p/../p/", "/t/p"), grant("/t/p/s311", "/t/p/s311")];
+        assert_eq!(
+            display_error_among(denied(), &prefix).message(),
+            "[Errno 13] Permission denied: '/t/p/s311'"
+        );
+        // A later source naming the same directory otherwise.
+        let same = [
+            grant("/t/p/./s311", "/t/p/s311"),
+            grant("/t/p/s311/i/../", "/t/p/s311"),
+        ];
+        assert_eq!(
+            display_error_among(denied(), &same).message(),
+            "[Errno 13] Permission denied: '/t/p/./s311'"
         );
     }
 }
