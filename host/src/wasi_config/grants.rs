@@ -154,7 +154,10 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
     let Some((resolved, is_dir)) = resolved else {
         return Ok(unchanged());
     };
-    let trailing_slash = path.as_os_str().as_encoded_bytes().ends_with(b"/");
+    // A final `/.` (which `Path::components` drops) also needs a directory:
+    // `f.txt/.` is `ENOTDIR`, as `f.txt/` is.
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let trailing_slash = bytes.ends_with(b"/") || bytes.ends_with(b"/.");
     let slash = trailing_slash && (!is_dir || missing_child.is_some());
     if let FileAccess::AllowDirs(allowed) = access {
         let shown = || repr_fsdecoded(path.as_os_str().as_encoded_bytes());
@@ -777,5 +780,20 @@ mod tests {
             display_error_among(denied(), &same).message(),
             "[Errno 13] Permission denied: '/t/p/./s311'"
         );
+    }
+
+    #[test]
+    fn a_file_followed_by_slash_dot_is_not_a_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::write(root.join("f.txt"), "x").unwrap();
+        let s = root.to_str().unwrap();
+        for tail in ["f.txt/.", "f.txt/./.", "f.txt/"] {
+            let g = per_call(Path::new(&format!("{s}/{tail}")));
+            assert_eq!(g.guest, format!("{s}/f.txt/"), "{tail}");
+        }
+        // A directory followed by `/.` is still that directory.
+        let g = per_call(Path::new(&format!("{s}/.")));
+        assert_eq!(g.guest, s);
     }
 }
