@@ -40,6 +40,24 @@ VECTORS = [
             "message": "[Errno 13] Permission denied: '{tmp}/noperm/../five.txt'",
         },
     },
+    {
+        # Another source names the failing one's parent with `..`: the error
+        # still shows the failing source as the caller wrote it.
+        "id": "get_max_workers_for_file_mounts/error_names_the_failing_source",
+        "function": "get_max_workers_for_file_mounts",
+        "args": [{"/b": "{tmp}/p/../p/", "/a": "{tmp}/p/s311"}],
+        "kwargs": {},
+        "files": {
+            "p": {"dir": True},
+            "p/s311": {"dir": True, "mode": "311"},
+            "p/s311/x": {"base64": ""},
+        },
+        "host": {"nofile_soft": 20000, "nofile_hard": 20000, "os_cpu_count": 2},
+        "expect": {
+            "raises": "PermissionError",
+            "message": "[Errno 13] Permission denied: '{tmp}/p/s311'",
+        },
+    },
 ]
 
 

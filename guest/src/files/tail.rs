@@ -340,7 +340,7 @@ fn read_tail(
         };
         let got = read_up_to(file, buf)?;
         buf.truncate(got);
-        newlines += count_newlines(buf, n + 1 - newlines);
+        newlines += count_newlines(buf, n.saturating_add(1) - newlines);
         seen += len;
     }
     if seen <= KEEP_BLOCKS {

@@ -337,3 +337,18 @@ def display_error(err: Any, g: PathGrant) -> Any:
     if isinstance(payload, dict) and "message" in payload and "errno" in payload:
         return (tag, os_err(payload))
     return err
+
+
+def display_error_among(err: Any, grants: list[PathGrant]) -> Any:
+    """:func:`display_error` for a call on several grants (the sources of
+    ``get_max_workers_for_file_mounts``): only the grant the error names (the
+    first whose guest path is its file name) maps it, so another source's
+    path that is a prefix of the failing one's, or names the same directory
+    otherwise, never rewrites it. An error naming none goes through every
+    grant."""
+    _tag, payload = err
+    filename = payload.get("filename") if isinstance(payload, dict) else None
+    named = [g for g in grants if filename is not None and g.guest == filename]
+    for g in named[:1] or grants:
+        err = display_error(err, g)
+    return err

@@ -29,7 +29,16 @@ from typing import TYPE_CHECKING, Any
 from . import _tails
 from ._config import SETTINGS
 from ._errors import CapabilityDeniedError, MissingExportError, raise_component_error
-from ._grants import PathArg, PathGrant, display_error, grant, guest_label, is_utf8, preopen_dirs
+from ._grants import (
+    PathArg,
+    PathGrant,
+    display_error,
+    display_error_among,
+    grant,
+    guest_label,
+    is_utf8,
+    preopen_dirs,
+)
 from ._policy import CPU_VARS, MEMORY_VARS, Policy
 from ._runtime import Runtime
 from ._session import Session
@@ -341,9 +350,7 @@ class WasmBackend:
         )
         ok, value = r
         if not ok:
-            for g in grants:
-                value = display_error(value, g)
-            raise_component_error(value)
+            raise_component_error(display_error_among(value, grants))
         return value["count"], value["low-fd-warning"]
 
     def is_process_alive(self, pid: int) -> bool:
