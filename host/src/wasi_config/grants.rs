@@ -2,9 +2,12 @@
 //! pre-opened (read-only), at which guest path, and which path the guest
 //! opens.
 //!
-//! The guest always opens the resolved (symlink-free, absolute) form of the
-//! path, so a symlinked log works exactly as upstream; the messages it
-//! reports are mapped back to the path as the caller wrote it.
+//! A plain absolute path to an existing file or directory that is not a
+//! symlink is granted as written: its directory is pre-opened by that path,
+//! which the kernel walks as upstream's `open` does ([`plain_grant`]). Any
+//! other path is resolved first (symlink-free and absolute), so a symlinked
+//! log works exactly as upstream. Messages the guest reports are mapped back
+//! to the path as the caller wrote it.
 //!
 //! Host paths are bytes (`OsStr`), WASI paths are UTF-8 strings. A
 //! pre-opened directory whose host path is not UTF-8 appears in the guest
@@ -269,13 +272,13 @@ pub fn grant(path: &Path, access: &FileAccess) -> Result<PathGrant, CallError> {
 /// The grant of a path to a file or directory that is not a symlink, named
 /// by an absolute UTF-8 path whose last component is a name (not `.` or
 /// `..`, no trailing slash), in a directory that can be pre-opened for it
-/// (see [`readable`]): the guest opens that name under a preopen of the directory as the caller
-/// wrote it. The kernel walks the directory part (symlinks, `..`) when the
-/// preopen is opened, as upstream's `open` walks it, so nothing needs
-/// resolving: one `lstat` instead of [`resolve`]'s five calls and a `/proc`
-/// readlink. A directory part that is not plain (`..`, `.`, `//`) appears
-/// in the guest under a label ([`hex_label`]). `None`: [`grant`] resolves
-/// the path.
+/// (see [`readable`]): the guest opens that name under a preopen of the
+/// directory as the caller wrote it. The kernel walks the directory part
+/// (symlinks, `..`) when the preopen is opened, as upstream's `open` walks
+/// it, so nothing needs resolving: one `lstat` instead of [`resolve`]'s five
+/// calls and a `/proc` readlink. A directory part that is not plain (`..`,
+/// `.`, `//`) appears in the guest under a label ([`hex_label`]). `None`:
+/// [`grant`] resolves the path.
 #[cfg(unix)]
 fn plain_grant(path: &Path) -> Option<PathGrant> {
     let text = path.to_str().filter(|t| t.starts_with('/'))?;
