@@ -7,6 +7,7 @@
 //! or in bounded pages ([`Tail::next_page`]) for hosts that cannot receive a
 //! big result in one call.
 
+use std::borrow::Cow;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 
@@ -266,22 +267,13 @@ fn is_char_boundary(bytes: &[u8], i: usize) -> bool {
     i >= bytes.len() || (bytes[i] as i8) >= -0x40
 }
 
-/// Line `piece` decoded as `read_last_n_lines` returns it.
+/// Line `piece` decoded as `read_last_n_lines` returns it, copied once
+/// into its final size.
 fn decode_line(piece: &[u8], errors: DecodeErrors, last: bool) -> Result<String> {
-    let mut line = match std::str::from_utf8(piece) {
-        // Valid text (the usual line) is copied once, into its final size.
-        Ok(text) => {
-            let text = text.trim_end_matches('\r');
-            let mut line = String::with_capacity(text.len() + 1);
-            line.push_str(text);
-            line
-        }
-        Err(_) => {
-            let mut line = decode_piece(piece, errors)?;
-            line.truncate(line.trim_end_matches('\r').len());
-            line
-        }
-    };
+    let text = decode_piece(piece, errors)?;
+    let text = text.trim_end_matches('\r');
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
     if !last {
         line.push('\n');
     }
@@ -436,26 +428,27 @@ fn count_newlines(buf: &[u8], limit: u64) -> u64 {
     all.min(limit)
 }
 
-/// Decodes one piece as UTF-8 with Python's `errors` semantics.
-fn decode_piece(piece: &[u8], errors: DecodeErrors) -> Result<String> {
+/// Decodes one piece as UTF-8 with Python's `errors` semantics (valid text
+/// is borrowed).
+fn decode_piece(piece: &[u8], errors: DecodeErrors) -> Result<Cow<'_, str>> {
     // `from_utf8` checks ASCII a word at a time; the decoders below go byte
-    // by byte, so they only see pieces that need them.
+    // by byte, so they only see pieces that are not valid UTF-8.
     if let Ok(text) = std::str::from_utf8(piece) {
-        return Ok(text.to_owned());
+        return Ok(Cow::Borrowed(text));
     }
     match errors {
-        DecodeErrors::Replace => Ok(String::from_utf8_lossy(piece).into_owned()),
-        DecodeErrors::Ignore => Ok(piece.utf8_chunks().map(|c| c.valid()).collect()),
+        DecodeErrors::Replace => Ok(String::from_utf8_lossy(piece)),
+        DecodeErrors::Ignore => Ok(Cow::Owned(piece.utf8_chunks().map(|c| c.valid()).collect())),
         DecodeErrors::Strict => {
             let mut pos = 0;
-            for chunk in piece.utf8_chunks() {
-                pos += chunk.valid().len();
-                let bad = chunk.invalid();
-                if !bad.is_empty() {
-                    return Err(Error::UnicodeDecode(strict_error(piece, pos, bad)));
-                }
-            }
-            Ok(String::from_utf8(piece.to_vec()).expect("validated UTF-8"))
+            let bad = piece
+                .utf8_chunks()
+                .find_map(|chunk| {
+                    pos += chunk.valid().len();
+                    Some(chunk.invalid()).filter(|bad| !bad.is_empty())
+                })
+                .expect("a piece that is not UTF-8 has an invalid run");
+            Err(Error::UnicodeDecode(strict_error(piece, pos, bad)))
         }
     }
 }

@@ -540,7 +540,7 @@ pub fn display_error(err: CallError, grant: &PathGrant) -> CallError {
 /// prefix of, or the same directory as, the failing one never rewrites it.
 /// An error that names no grant's guest path goes through every grant.
 pub fn display_error_among(err: CallError, grants: &[PathGrant]) -> CallError {
-    let filename = err.clone().into_os().ok().and_then(|(_, os)| os.filename);
+    let filename = err.as_os().and_then(|(_, os)| os.filename.as_deref());
     match filename.and_then(|f| grants.iter().find(|g| g.guest == f)) {
         Some(g) => display_error(err, g),
         None => grants.iter().fold(err, display_error),
